@@ -1,0 +1,3 @@
+//! Board data (no_std, data only).
+#![no_std]
+#![forbid(unsafe_code)]

@@ -1,0 +1,200 @@
+//! The kernel table ([`KernelSet`]) and CPU-feature detection ([`CpuFeatures`]).
+//!
+//! Portable first, then plug (tract): [`KernelSet::REFERENCE`] is always valid; `select` installs
+//! faster tiers the detected CPU supports. `--kernel` overrides may only *lower* the tier.
+
+use crate::reference;
+
+/// `out[i] = Σ_k w[row0+i][k] · q[k]` (i32), for I2_S weights `w` of row length `k`.
+///
+/// Arguments: `(w_packed, k, row0, q, out)`. `w_packed` is the whole packed tensor, `q.len() == k`.
+pub type I2sGemvFn = fn(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]);
+
+/// Batched I2_S: `out[i*n + t] = Σ_k w[row0+i][k] · q[t*k + k']` for `n` tokens (i32).
+///
+/// Arguments: `(w_packed, k, row0, q, n, out)`; `q.len() == n*k`, `out.len() == rows*n`.
+pub type I2sGemmFn = fn(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]);
+
+/// Per-token I2_S activation quantisation (DESIGN §4): fills `q` and returns `(s, Σq)`.
+pub type ActQuantFn = fn(x: &[f32], q: &mut [i8]) -> (f32, i32);
+
+/// f16 GEMV (tied LM head): `out[i] = Σ_k f16(w[row0+i][k]) · x[k]` in the fixed order of
+/// [`reference::f16_gemv`]. `w` holds the raw little-endian f16 bits of the whole tensor.
+pub type F16GemvFn = fn(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]);
+
+/// How fast/specialised a tier is (tract's `Quality`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quality {
+    /// Plain scalar Rust; the specification.
+    Reference,
+    /// Portable SIMD baseline (NEON on aarch64, AVX2 on x86_64).
+    Simd,
+    /// Uses an optional ISA extension (SDOT, VNNI).
+    Extension,
+    /// Lookup-table kernel.
+    Lut,
+}
+
+/// Kernel tiers, ordered from lowest to highest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    /// Scalar reference.
+    Reference,
+    /// aarch64 ARMv8.0 NEON.
+    Neon,
+    /// aarch64 ARMv8.2 SDOT.
+    Dotprod,
+    /// aarch64 TL1 lookup tables.
+    Tl1,
+    /// x86_64 AVX2.
+    Avx2,
+}
+
+impl Tier {
+    /// Every tier, in declaration order.
+    pub const ALL: [Tier; 5] = [Tier::Reference, Tier::Neon, Tier::Dotprod, Tier::Tl1, Tier::Avx2];
+
+    /// The name used on the command line (`--kernel NAME`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Tier::Reference => "reference",
+            Tier::Neon => "neon",
+            Tier::Dotprod => "dotprod",
+            Tier::Tl1 => "tl1",
+            Tier::Avx2 => "avx2",
+        }
+    }
+
+    /// Parses a `--kernel` name.
+    pub fn from_name(s: &str) -> Option<Tier> {
+        Tier::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+/// Metadata about a kernel set (printed by `tern info`, keyed on by benches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelInfo {
+    /// Tier of the I2_S kernels.
+    pub tier: Tier,
+    /// Name of the GEMV kernel, `<tier>_<format>_<op>_<tile>`.
+    pub name: &'static str,
+    /// Quality class.
+    pub quality: Quality,
+}
+
+/// CPU capabilities. Fields are private: safe code can only *detect* them, never claim them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    neon: bool,
+    dotprod: bool,
+    avx2: bool,
+}
+
+impl CpuFeatures {
+    /// No optional features (the reference tier only).
+    pub const NONE: Self = Self { neon: false, dotprod: false, avx2: false };
+
+    /// Detects the running CPU's features (std: runtime detection; otherwise compile-time cfg).
+    pub fn detect() -> Self {
+        #[allow(unused_mut)]
+        let mut f = Self::NONE;
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        {
+            f.neon = true;
+        }
+        #[cfg(all(target_arch = "aarch64", feature = "std"))]
+        {
+            f.dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+        }
+        #[cfg(all(target_arch = "aarch64", not(feature = "std"), target_feature = "dotprod"))]
+        {
+            f.dotprod = true;
+        }
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        {
+            f.avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c");
+        }
+        #[cfg(all(
+            target_arch = "x86_64",
+            not(feature = "std"),
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            f.avx2 = true;
+        }
+        f
+    }
+
+    /// Claims features without detecting them (bare metal reads `ID_AA64ISAR0_EL1` itself).
+    ///
+    /// # Safety
+    /// - The running core must implement every feature set to `true`.
+    pub const unsafe fn assume(neon: bool, dotprod: bool, avx2: bool) -> Self {
+        Self { neon, dotprod, avx2 }
+    }
+
+    /// ARMv8.0 Advanced SIMD.
+    pub const fn neon(self) -> bool {
+        self.neon
+    }
+    /// ARMv8.2 dot product (`sdot`).
+    pub const fn dotprod(self) -> bool {
+        self.dotprod
+    }
+    /// x86_64 AVX2 + FMA + F16C.
+    pub const fn avx2(self) -> bool {
+        self.avx2
+    }
+}
+
+/// The table of kernels a model calls through. `Copy`, built by value, chosen once per load.
+#[derive(Clone, Copy)]
+pub struct KernelSet {
+    /// I2_S GEMV (one token).
+    pub i2s_gemv: I2sGemvFn,
+    /// I2_S GEMM (a batch of tokens).
+    pub i2s_gemm: I2sGemmFn,
+    /// Activation quantisation for I2_S.
+    pub act_quant: ActQuantFn,
+    /// f16 GEMV (LM head).
+    pub f16_gemv: F16GemvFn,
+    /// What this set is.
+    pub info: KernelInfo,
+}
+
+impl core::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KernelSet").field("info", &self.info).finish()
+    }
+}
+
+impl KernelSet {
+    /// The scalar reference tier: valid on every target.
+    pub const REFERENCE: Self = Self {
+        i2s_gemv: reference::i2s_gemv,
+        i2s_gemm: reference::i2s_gemm,
+        act_quant: reference::act_quant_i8,
+        f16_gemv: reference::f16_gemv,
+        info: KernelInfo {
+            tier: Tier::Reference,
+            name: "reference_i2s_gemv",
+            quality: Quality::Reference,
+        },
+    };
+
+    /// The best set for `features`, never above `max_tier` (when given).
+    pub fn select(features: CpuFeatures, max_tier: Option<Tier>) -> Self {
+        let _ = (features, max_tier);
+        Self::REFERENCE
+    }
+
+    /// The set for exactly `tier`, or `None` when this CPU/build cannot run it.
+    pub fn for_tier(features: CpuFeatures, tier: Tier) -> Option<Self> {
+        let k = Self::select(features, Some(tier));
+        (k.info.tier == tier).then_some(k)
+    }
+}

@@ -1,0 +1,127 @@
+//! I2_S: bitnet.cpp's 2-bit ternary format (GGUF type 36), in the published 128/32 layout.
+//!
+//! - **Bits per weight:** 2 (plus one f32 scale per tensor).
+//! - **Block:** 128 consecutive weights of the flat row-major tensor (`ne0 = K` fastest) → 32 bytes.
+//!   Byte `32*b + p` holds weights `128b + p`, `+32`, `+64`, `+96` in bits 7-6, 5-4, 3-2, 1-0.
+//! - **Codes:** `0 → −1`, `1 → 0`, `2 → +1` (`w = code − 1`). Code 3 is never written; the
+//!   reference decodes it as 0 (as ggml's `dequantize_row_i2_s` does). Optimized kernels assume
+//!   valid codes; on a code 3 they return some value without undefined behaviour.
+//! - **Scale:** one f32 at byte `ne0*ne1/4` (right after the codes), then 28 zero bytes, so a tensor
+//!   is `ne0*ne1/4 + 32` bytes. The scale is `max|W|` of the ternarised weights.
+//! - **Origin:** `quantize_i2_s` in bitnet.cpp (`src/ggml-bitnet-mad.cpp`, x86 `QK_I2_S = 128`).
+//!   bitnet.cpp's ARM builds since 2025-11 use a 64/16 layout and mis-read published files; we
+//!   always read 128/32.
+//! - **Prior art:** ggml `TQ2_0` (2-bit, low bits first, per-256 f16 scale).
+
+/// Weights per block.
+pub const BLOCK: usize = 128;
+/// Bytes per block.
+pub const BLOCK_BYTES: usize = 32;
+/// Bytes after the packed codes: the f32 scale plus 28 padding bytes.
+pub const TAIL_BYTES: usize = 32;
+
+/// Packed byte count of a `k × m` tensor (without the tail). `None` on overflow.
+pub const fn packed_bytes(k: usize, m: usize) -> Option<usize> {
+    match k.checked_mul(m) {
+        Some(n) => Some(n.div_ceil(4)),
+        None => None,
+    }
+}
+
+/// Position of flat weight `i`: `(byte index, bit shift)`.
+#[inline(always)]
+pub const fn locate(i: usize) -> (usize, u32) {
+    let b = i / BLOCK;
+    let j = i % BLOCK;
+    (b * BLOCK_BYTES + (j % 32), 6 - 2 * (j / 32) as u32)
+}
+
+/// The 2-bit code of flat weight `i`.
+///
+/// # Panics
+/// If `packed` is too short to hold weight `i`.
+#[inline(always)]
+pub fn code_at(packed: &[u8], i: usize) -> u8 {
+    let (byte, shift) = locate(i);
+    (packed[byte] >> shift) & 3
+}
+
+/// The ternary value (−1, 0, +1) of a code; code 3 decodes as 0.
+#[inline(always)]
+pub const fn value_of_code(code: u8) -> i8 {
+    match code {
+        0 => -1,
+        2 => 1,
+        _ => 0,
+    }
+}
+
+/// The code of a ternary value (`w ∈ {−1, 0, +1}`; anything else maps to the sign).
+#[inline(always)]
+pub const fn code_of_value(w: i8) -> u8 {
+    if w > 0 {
+        2
+    } else if w < 0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// Packs ternary values `w` (flat, row-major) into `out` (`packed_bytes` long, zeroed first).
+///
+/// # Panics
+/// If `out.len() != w.len().div_ceil(4)` rounded up to whole blocks' worth of bytes is not met
+/// (`out` must have at least `locate(w.len()-1).0 + 1` bytes).
+pub fn pack(w: &[i8], out: &mut [u8]) {
+    out.fill(0);
+    for (i, &v) in w.iter().enumerate() {
+        let (byte, shift) = locate(i);
+        out[byte] |= code_of_value(v) << shift;
+    }
+}
+
+/// Bytes needed by [`pack`] for `n` weights (whole 32-byte blocks, as the published writer emits
+/// for multiples of 128; partial final blocks still use the block's byte positions).
+pub const fn pack_len(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let (last, _) = locate(n - 1);
+    let full = n / 4 + if n % 4 == 0 { 0 } else { 1 };
+    if last + 1 > full { last + 1 } else { full }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_matches_published_description() {
+        // weight 0 -> byte 0 bits 7-6; weight 32 -> byte 0 bits 5-4; weight 96 -> bits 1-0;
+        // weight 127 -> byte 31 bits 1-0; weight 128 -> byte 32 bits 7-6.
+        assert_eq!(locate(0), (0, 6));
+        assert_eq!(locate(32), (0, 4));
+        assert_eq!(locate(64), (0, 2));
+        assert_eq!(locate(96), (0, 0));
+        assert_eq!(locate(127), (31, 0));
+        assert_eq!(locate(128), (32, 6));
+        assert_eq!(locate(161), (33, 4));
+    }
+
+    #[test]
+    fn pack_round_trips() {
+        let w: std::vec::Vec<i8> = (0..512).map(|i| ((i * 7 + 3) % 3) as i8 - 1).collect();
+        let mut p = std::vec![0u8; pack_len(w.len())];
+        pack(&w, &mut p);
+        assert_eq!(p.len(), 128);
+        for (i, &v) in w.iter().enumerate() {
+            assert_eq!(value_of_code(code_at(&p, i)), v);
+        }
+    }
+
+    #[test]
+    fn code_three_decodes_as_zero() {
+        assert_eq!(value_of_code(3), 0);
+    }
+}

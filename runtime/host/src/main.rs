@@ -1,0 +1,2 @@
+//! `tern`: the host CLI.
+fn main() {}
