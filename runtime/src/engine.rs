@@ -1,0 +1,515 @@
+//! The forward pass and its memory plan.
+//!
+//! [`Plan`] computes the exact arena bytes for a config, context length and batch size;
+//! [`Engine::new`] carves those buffers out of the arena once. [`Engine::eval`] then runs a batch
+//! of tokens through the model (DESIGN §4–5) without allocating: activations, int8 scratch, the
+//! f16 KV cache and the logits all live in the arena.
+//!
+//! Precision rules that keep the logits within the bitnet.cpp fixtures' tolerance (fixtures
+//! README, "Numerics that matter"): Q is rounded to f16 before QK; the softmax probabilities and
+//! the LM-head input are rounded to f16 only when one token (one logit row) is computed; K and V
+//! are stored as f16.
+
+use crate::arena::{slot_bytes, Arena};
+use crate::error::Error;
+use crate::model::{Config, Embedding, FfnAct, Linear, LinearData, Weights};
+use crate::ops;
+use crate::par::{split_rows, DisjointMut, Parallel};
+use tern_kernels::reference::{f32_to_f16, finish_i2s};
+use tern_kernels::KernelSet;
+
+/// Sizes the arena is planned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PlanOptions {
+    /// Context length (KV cache positions).
+    pub n_ctx: usize,
+    /// Most tokens per [`Engine::eval`] call (prefill batch).
+    pub n_batch: usize,
+    /// Most logit rows per call (1 for generation; `n_batch` to dump every position).
+    pub logits_rows: usize,
+}
+
+/// Exact arena bytes for the engine's buffers (each rounded to the arena's alignment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Plan {
+    /// f16 K and V caches: `2 · n_layer · n_ctx · kv_dim · 2` bytes.
+    pub kv_cache: usize,
+    /// f32 activations of a batch.
+    pub activations: usize,
+    /// int8 activations, their scales and i32 matmul outputs.
+    pub quantized: usize,
+    /// Attention scores and RoPE tables.
+    pub attention: usize,
+    /// Logits (`logits_rows · n_vocab · 4`).
+    pub logits: usize,
+}
+
+impl Plan {
+    /// Plans `opts` for `c`.
+    pub fn new(c: &Config, opts: &PlanOptions) -> Self {
+        let nb = opts.n_batch;
+        let wide = c.n_embd.max(c.q_dim()).max(c.n_ff);
+        let kv_cache = 2 * slot_bytes::<u16>(c.n_layer * opts.n_ctx * c.kv_dim());
+        let activations = slot_bytes::<f32>(nb * c.n_embd) // x
+            + slot_bytes::<f32>(nb * wide) // xb
+            + slot_bytes::<f32>(nb * c.q_dim()) // q
+            + 2 * slot_bytes::<f32>(nb * c.kv_dim()) // k, v
+            + slot_bytes::<f32>(nb * c.q_dim()) // att
+            + 2 * slot_bytes::<f32>(nb * c.n_ff); // hb, hb2
+        let quantized = slot_bytes::<i8>(nb * wide)
+            + slot_bytes::<f32>(nb)
+            + slot_bytes::<i32>(nb * wide.max(c.kv_dim()));
+        let attention = slot_bytes::<f32>(c.n_head * opts.n_ctx)
+            + slot_bytes::<u16>(c.n_head * c.head_dim)
+            + slot_bytes::<f32>(nb * c.rope_dim);
+        let logits = slot_bytes::<f32>(opts.logits_rows * c.n_vocab) + slot_bytes::<f32>(c.n_embd);
+        Plan { kv_cache, activations, quantized, attention, logits }
+    }
+
+    /// Sum of every part.
+    pub fn total(&self) -> usize {
+        self.kv_cache + self.activations + self.quantized + self.attention + self.logits
+    }
+}
+
+/// Which positions of a batch get logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token (generation).
+    Last,
+    /// Every token of the batch (evaluation, `tern eval`).
+    All,
+    /// None (prompt chunks before the last).
+    None,
+}
+
+struct Buffers<'a> {
+    kcache: &'a mut [u16], // (n_layer, n_ctx, kv_dim)
+    vcache: &'a mut [u16], // (n_layer, n_ctx, kv_dim)
+    x: &'a mut [f32],      // (n_batch, n_embd)
+    xb: &'a mut [f32],     // (n_batch, wide)
+    q: &'a mut [f32],      // (n_batch, q_dim)
+    k: &'a mut [f32],      // (n_batch, kv_dim)
+    v: &'a mut [f32],      // (n_batch, kv_dim)
+    att: &'a mut [f32],    // (n_batch, q_dim)
+    hb: &'a mut [f32],     // (n_batch, n_ff)
+    hb2: &'a mut [f32],    // (n_batch, n_ff)
+    xq: &'a mut [i8],      // (n_batch, wide)
+    xs: &'a mut [f32],     // (n_batch)
+    iout: &'a mut [i32],   // (rows, n_batch)
+    scores: &'a mut [f32], // (n_head, n_ctx)
+    q16: &'a mut [u16],    // (n_head, head_dim)
+    rope: &'a mut [f32],   // (n_batch, rope_dim) cos/sin pairs
+    logits: &'a mut [f32], // (logits_rows, n_vocab)
+    head_in: &'a mut [f32], // (n_embd)
+}
+
+/// A loaded model with its arena buffers: runs tokens, keeps the KV cache.
+pub struct Engine<'a> {
+    /// Hyper-parameters.
+    pub config: Config,
+    /// Weight views.
+    pub weights: Weights<'a>,
+    /// Kernels in use.
+    pub kernels: KernelSet,
+    opts: PlanOptions,
+    b: Buffers<'a>,
+    pos: usize,
+    n_logits: usize,
+}
+
+impl<'a> Engine<'a> {
+    /// Carves the engine's buffers out of `arena` (exactly [`Plan::total`] bytes).
+    pub fn new(
+        config: Config,
+        weights: Weights<'a>,
+        kernels: KernelSet,
+        opts: PlanOptions,
+        arena: &mut Arena<'a>,
+    ) -> Result<Self, Error> {
+        if opts.n_ctx == 0 || opts.n_batch == 0 || opts.logits_rows == 0 {
+            return Err(Error::BadOptions);
+        }
+        let c = &config;
+        let nb = opts.n_batch;
+        let wide = c.n_embd.max(c.q_dim()).max(c.n_ff);
+        let kvn = c.n_layer * opts.n_ctx * c.kv_dim();
+        let b = Buffers {
+            kcache: arena.alloc(kvn)?,
+            vcache: arena.alloc(kvn)?,
+            x: arena.alloc(nb * c.n_embd)?,
+            xb: arena.alloc(nb * wide)?,
+            q: arena.alloc(nb * c.q_dim())?,
+            k: arena.alloc(nb * c.kv_dim())?,
+            v: arena.alloc(nb * c.kv_dim())?,
+            att: arena.alloc(nb * c.q_dim())?,
+            hb: arena.alloc(nb * c.n_ff)?,
+            hb2: arena.alloc(nb * c.n_ff)?,
+            xq: arena.alloc(nb * wide)?,
+            xs: arena.alloc(nb)?,
+            iout: arena.alloc(nb * wide.max(c.kv_dim()))?,
+            scores: arena.alloc(c.n_head * opts.n_ctx)?,
+            q16: arena.alloc(c.n_head * c.head_dim)?,
+            rope: arena.alloc(nb * c.rope_dim)?,
+            logits: arena.alloc(opts.logits_rows * c.n_vocab)?,
+            head_in: arena.alloc(c.n_embd)?,
+        };
+        Ok(Engine { config, weights, kernels, opts, b, pos: 0, n_logits: 0 })
+    }
+
+    /// Tokens in the KV cache.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The options the arena was planned for.
+    pub fn options(&self) -> PlanOptions {
+        self.opts
+    }
+
+    /// Forgets the KV cache (a new conversation).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.n_logits = 0;
+    }
+
+    /// Drops cached positions after `pos` (keeps `0..pos`).
+    pub fn truncate(&mut self, pos: usize) {
+        self.pos = self.pos.min(pos);
+    }
+
+    /// Logit rows of the last [`Engine::eval`] (`rows × n_vocab`).
+    pub fn logits(&self) -> &[f32] {
+        &self.b.logits[..self.n_logits * self.config.n_vocab]
+    }
+
+    /// The last logit row.
+    pub fn last_logits(&self) -> &[f32] {
+        let v = self.config.n_vocab;
+        let n = self.n_logits.max(1);
+        &self.b.logits[(n - 1) * v..n * v]
+    }
+
+    /// Runs `tokens` at positions `pos..pos+n`, appending them to the KV cache.
+    pub fn eval(&mut self, tokens: &[u32], which: Logits, par: &dyn Parallel) -> Result<(), Error> {
+        let n = tokens.len();
+        let c = self.config;
+        if n == 0 {
+            self.n_logits = 0;
+            return Ok(());
+        }
+        if n > self.opts.n_batch {
+            return Err(Error::BatchTooLarge { n, max: self.opts.n_batch });
+        }
+        let needed = self.pos + n;
+        if needed > self.opts.n_ctx {
+            return Err(Error::ContextFull { n_ctx: self.opts.n_ctx, needed });
+        }
+        let n_rows = match which {
+            Logits::All => n,
+            Logits::Last => 1,
+            Logits::None => 0,
+        };
+        if n_rows > self.opts.logits_rows {
+            return Err(Error::BatchTooLarge { n: n_rows, max: self.opts.logits_rows });
+        }
+        for &t in tokens {
+            if t as usize >= c.n_vocab {
+                return Err(Error::BadToken { id: t, n_vocab: c.n_vocab });
+            }
+        }
+        let e = c.n_embd;
+        for (i, &t) in tokens.iter().enumerate() {
+            self.weights.token_embd.row_f32(t as usize, e, &mut self.b.x[i * e..(i + 1) * e]);
+        }
+        for i in 0..n {
+            let r = &mut self.b.rope[i * c.rope_dim..(i + 1) * c.rope_dim];
+            ops::rope_cache(self.pos + i, c.rope_dim, c.rope_theta, r);
+        }
+        for l in 0..c.n_layer {
+            self.layer(l, n, par);
+        }
+        self.pos += n;
+        self.head(n, n_rows, par);
+        self.n_logits = n_rows;
+        Ok(())
+    }
+
+    fn layer(&mut self, l: usize, n: usize, par: &dyn Parallel) {
+        let c = self.config;
+        let lw = self.weights.layers[l];
+        let (e, qd, kvd, ff) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff);
+        let b = &mut self.b;
+        let ks = self.kernels;
+
+        // Attention block.
+        for t in 0..n {
+            ops::rmsnorm(&b.x[t * e..(t + 1) * e], lw.attn_norm, c.rms_eps, &mut b.xb[t * e..(t + 1) * e]);
+        }
+        quantize(&ks, b.xb, e, n, b.xq, b.xs);
+        matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.q, false);
+        matmul(&ks, par, &lw.wk, b.xq, b.xs, n, b.iout, b.k, false);
+        matmul(&ks, par, &lw.wv, b.xq, b.xs, n, b.iout, b.v, false);
+        for t in 0..n {
+            let cs = &b.rope[t * c.rope_dim..(t + 1) * c.rope_dim];
+            for h in b.q[t * qd..(t + 1) * qd].chunks_exact_mut(c.head_dim) {
+                ops::rope_head(h, c.rope_dim, c.rope_neox, cs);
+            }
+            for h in b.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(c.head_dim) {
+                ops::rope_head(h, c.rope_dim, c.rope_neox, cs);
+            }
+            let at = (l * self.opts.n_ctx + self.pos + t) * kvd;
+            for (d, s) in b.kcache[at..at + kvd].iter_mut().zip(&b.k[t * kvd..(t + 1) * kvd]) {
+                *d = f32_to_f16(*s);
+            }
+            for (d, s) in b.vcache[at..at + kvd].iter_mut().zip(&b.v[t * kvd..(t + 1) * kvd]) {
+                *d = f32_to_f16(*s);
+            }
+        }
+        let layer_kv = l * self.opts.n_ctx * kvd;
+        for t in 0..n {
+            attention(
+                &c,
+                par,
+                &b.q[t * qd..(t + 1) * qd],
+                &b.kcache[layer_kv..layer_kv + (self.pos + t + 1) * kvd],
+                &b.vcache[layer_kv..layer_kv + (self.pos + t + 1) * kvd],
+                n == 1,
+                b.q16,
+                b.scores,
+                self.opts.n_ctx,
+                &mut b.att[t * qd..(t + 1) * qd],
+            );
+        }
+        if let Some(w) = lw.attn_sub_norm {
+            for t in 0..n {
+                ops::rmsnorm_inplace(&mut b.att[t * qd..(t + 1) * qd], w, c.rms_eps);
+            }
+        }
+        quantize(&ks, b.att, qd, n, b.xq, b.xs);
+        matmul(&ks, par, &lw.wo, b.xq, b.xs, n, b.iout, b.x, true);
+
+        // FFN block.
+        for t in 0..n {
+            ops::rmsnorm(&b.x[t * e..(t + 1) * e], lw.ffn_norm, c.rms_eps, &mut b.xb[t * e..(t + 1) * e]);
+        }
+        quantize(&ks, b.xb, e, n, b.xq, b.xs);
+        matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.hb, false);
+        matmul(&ks, par, &lw.w_up, b.xq, b.xs, n, b.iout, b.hb2, false);
+        for (g, &u) in b.hb[..n * ff].iter_mut().zip(&b.hb2[..n * ff]) {
+            let a = match c.ffn_act {
+                FfnAct::ReluSqr => {
+                    let r = if *g > 0.0 { *g } else { 0.0 };
+                    r * r
+                }
+                FfnAct::Silu => ops::silu(*g),
+            };
+            *g = a * u;
+        }
+        if let Some(w) = lw.ffn_sub_norm {
+            for t in 0..n {
+                ops::rmsnorm_inplace(&mut b.hb[t * ff..(t + 1) * ff], w, c.rms_eps);
+            }
+        }
+        quantize(&ks, b.hb, ff, n, b.xq, b.xs);
+        matmul(&ks, par, &lw.w_down, b.xq, b.xs, n, b.iout, b.x, true);
+    }
+
+    fn head(&mut self, n: usize, n_rows: usize, par: &dyn Parallel) {
+        let c = self.config;
+        let e = c.n_embd;
+        let v = c.n_vocab;
+        let head = self.weights.head();
+        for r in 0..n_rows {
+            let t = n - n_rows + r;
+            let hin = &mut *self.b.head_in;
+            ops::rmsnorm(&self.b.x[t * e..(t + 1) * e], self.weights.output_norm, c.rms_eps, hin);
+            if n_rows == 1 {
+                // One row: bitnet.cpp converts the activation to f16 (ggml_vec_dot_f16 path).
+                for x in hin.iter_mut() {
+                    *x = ops::round_f16(*x);
+                }
+            }
+            let out = &mut self.b.logits[r * v..(r + 1) * v];
+            head_gemv(&self.kernels, par, head, e, hin, out);
+        }
+    }
+}
+
+/// Quantises `n` rows of width `k` (stride `k`) into `xq`, scales into `xs`.
+fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &mut [f32]) {
+    for t in 0..n {
+        let (s, _sum) = (ks.act_quant)(&x[t * k..(t + 1) * k], &mut xq[t * k..(t + 1) * k]);
+        xs[t] = s;
+    }
+}
+
+/// Rows per parallel task unit (keeps row ranges aligned for SIMD kernels).
+const ROW_ALIGN: usize = 16;
+
+/// `out[t][r] (+)= W·x_t` for `n` quantised tokens; `iout` is scratch (`m × n` i32).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    ks: &KernelSet,
+    par: &dyn Parallel,
+    lin: &Linear<'_>,
+    xq: &[i8],
+    xs: &[f32],
+    n: usize,
+    iout: &mut [i32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let (k, m) = (lin.k, lin.m);
+    let LinearData::I2s { packed, scale } = lin.data;
+    let q = &xq[..n * k];
+    let iout = &mut iout[..m * n];
+    let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
+    if tasks == 1 {
+        if n == 1 {
+            (ks.i2s_gemv)(packed, k, 0, q, iout);
+        } else {
+            (ks.i2s_gemm)(packed, k, 0, q, n, iout);
+        }
+    } else {
+        let shared = DisjointMut::new(iout);
+        let gemv = ks.i2s_gemv;
+        let gemm = ks.i2s_gemm;
+        par.run(tasks, &|i| {
+            let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
+            if r0 == r1 {
+                return;
+            }
+            // SAFETY: `split_rows` gives task i the rows r0..r1, disjoint from every other task's
+            // rows, so the element ranges r0*n..r1*n never overlap.
+            let chunk = unsafe { shared.slice(r0 * n, r1 * n) };
+            if n == 1 {
+                gemv(packed, k, r0, q, chunk);
+            } else {
+                gemm(packed, k, r0, q, n, chunk);
+            }
+        });
+    }
+    let extra = lin.extra_scale;
+    for t in 0..n {
+        let s = xs[t];
+        let o = &mut out[t * m..(t + 1) * m];
+        for (r, ov) in o.iter_mut().enumerate() {
+            let mut y = finish_i2s(iout[r * n + t], s, scale);
+            if let Some(es) = extra {
+                y *= es;
+            }
+            if accumulate {
+                *ov += y;
+            } else {
+                *ov = y;
+            }
+        }
+    }
+}
+
+/// Logits for one row: `out[v] = head[v] · x`.
+fn head_gemv(ks: &KernelSet, par: &dyn Parallel, head: Embedding<'_>, e: usize, x: &[f32], out: &mut [f32]) {
+    let rows = out.len();
+    match head {
+        Embedding::F16(w) => {
+            let f = ks.f16_gemv;
+            let tasks = par.threads().max(1);
+            let shared = DisjointMut::new(out);
+            par.run(tasks, &|i| {
+                let (r0, r1) = split_rows(rows, tasks, ROW_ALIGN, i);
+                if r0 == r1 {
+                    return;
+                }
+                // SAFETY: task i owns rows r0..r1 (split_rows ranges are disjoint).
+                let chunk = unsafe { shared.slice(r0, r1) };
+                f(w, e, r0, x, chunk);
+            });
+        }
+        Embedding::Bf16(w) => {
+            for (r, o) in out.iter_mut().enumerate() {
+                let mut lanes = [0.0f32; 16];
+                for (j, (&h, &xv)) in w[r * e..(r + 1) * e].iter().zip(x).enumerate() {
+                    lanes[j % 16] += f32::from_bits(u32::from(h) << 16) * xv;
+                }
+                *o = tern_kernels::reference::reduce_lanes(lanes);
+            }
+        }
+        Embedding::F32(w) => {
+            for (r, o) in out.iter_mut().enumerate() {
+                let mut lanes = [0.0f32; 16];
+                for (j, (&wv, &xv)) in w[r * e..(r + 1) * e].iter().zip(x).enumerate() {
+                    lanes[j % 16] += wv * xv;
+                }
+                *o = tern_kernels::reference::reduce_lanes(lanes);
+            }
+        }
+    }
+}
+
+/// Multi-head attention of one query token over cached positions `0..=p` (all of `kc`/`vc`).
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    c: &Config,
+    par: &dyn Parallel,
+    q: &[f32],     // (q_dim)
+    kc: &[u16],    // (p+1, kv_dim)
+    vc: &[u16],    // (p+1, kv_dim)
+    single: bool,
+    q16: &mut [u16],    // (n_head, head_dim)
+    scores: &mut [f32], // (n_head, n_ctx)
+    n_ctx: usize,
+    out: &mut [f32], // (q_dim)
+) {
+    let hd = c.head_dim;
+    let kvd = c.kv_dim();
+    let n_pos = kc.len() / kvd;
+    let group = c.n_head / c.n_head_kv;
+    let scale = 1.0f32 / libm::sqrtf(hd as f32);
+    let q16s = DisjointMut::new(q16);
+    let sc = DisjointMut::new(scores);
+    let outs = DisjointMut::new(out);
+    let tasks = if n_pos * c.n_head >= 4096 { par.threads().max(1).min(c.n_head) } else { 1 };
+    let run_head = |h: usize| {
+        // SAFETY: head h owns q16[h*hd..(h+1)*hd], scores[h*n_ctx..], out[h*hd..(h+1)*hd]; each
+        // head is processed by exactly one task.
+        let (qh, s, o) = unsafe {
+            (q16s.slice(h * hd, (h + 1) * hd), sc.slice(h * n_ctx, h * n_ctx + n_pos), outs.slice(h * hd, (h + 1) * hd))
+        };
+        for (d, &x) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
+            *d = f32_to_f16(x);
+        }
+        let kvh = h / group;
+        for (p, sp) in s.iter_mut().enumerate() {
+            let krow = &kc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+            *sp = ops::dot_f16_f16(qh, krow);
+        }
+        ops::softmax_scaled(s, scale);
+        if single {
+            for sp in s.iter_mut() {
+                *sp = ops::round_f16(*sp);
+            }
+        }
+        o.fill(0.0);
+        for (p, &w) in s.iter().enumerate() {
+            let vrow = &vc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+            for (od, &vv) in o.iter_mut().zip(vrow) {
+                *od += w * tern_kernels::reference::f16_to_f32(vv);
+            }
+        }
+    };
+    if tasks == 1 {
+        for h in 0..c.n_head {
+            run_head(h);
+        }
+    } else {
+        par.run(tasks, &|i| {
+            let (h0, h1) = split_rows(c.n_head, tasks, 1, i);
+            for h in h0..h1 {
+                run_head(h);
+            }
+        });
+    }
+}

@@ -1,0 +1,279 @@
+//! Borrowed, validated views of a model's tensors (zero-copy: nothing is copied out of the file).
+
+use super::{Arch, Config, ModelError, TensorName};
+use crate::arena::cast_slice;
+use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::model::config::KeyBuf;
+
+/// Most transformer blocks a model may have.
+pub const MAX_LAYERS: usize = 128;
+
+/// Storage of a linear (matmul) weight.
+#[derive(Debug, Clone, Copy)]
+pub enum LinearData<'a> {
+    /// I2_S codes (`k*m/4` bytes, 128/32 layout) and the per-tensor scale.
+    I2s {
+        /// Packed codes.
+        packed: &'a [u8],
+        /// `max|W|` of the ternarised weights.
+        scale: f32,
+    },
+}
+
+/// A linear layer `y = W x` with `W` of shape `[k (in), m (out)]` in ggml order.
+#[derive(Debug, Clone, Copy)]
+pub struct Linear<'a> {
+    /// Input width.
+    pub k: usize,
+    /// Output width.
+    pub m: usize,
+    /// Weights.
+    pub data: LinearData<'a>,
+    /// Optional `blk.N.*.scale` multiplier (old `bitnet` arch).
+    pub extra_scale: Option<f32>,
+}
+
+/// Token embedding / LM head storage, `[n_vocab][n_embd]` row-major.
+#[derive(Debug, Clone, Copy)]
+pub enum Embedding<'a> {
+    /// IEEE half bits.
+    F16(&'a [u16]),
+    /// bfloat16 bits.
+    Bf16(&'a [u16]),
+    /// f32.
+    F32(&'a [f32]),
+}
+
+impl Embedding<'_> {
+    /// Writes row `id` (length `n_embd`) as f32.
+    pub fn row_f32(&self, id: usize, n_embd: usize, out: &mut [f32]) {
+        let r = id * n_embd..(id + 1) * n_embd;
+        match self {
+            Embedding::F16(w) => {
+                for (o, &h) in out.iter_mut().zip(&w[r]) {
+                    *o = tern_kernels::reference::f16_to_f32(h);
+                }
+            }
+            Embedding::Bf16(w) => {
+                for (o, &h) in out.iter_mut().zip(&w[r]) {
+                    *o = f32::from_bits(u32::from(h) << 16);
+                }
+            }
+            Embedding::F32(w) => out.copy_from_slice(&w[r]),
+        }
+    }
+
+    /// Storage bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Embedding::F16(w) | Embedding::Bf16(w) => w.len() * 2,
+            Embedding::F32(w) => w.len() * 4,
+        }
+    }
+}
+
+/// One transformer block.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerWeights<'a> {
+    /// `attn_norm` (n_embd).
+    pub attn_norm: &'a [f32],
+    /// Q projection (n_embd → q_dim).
+    pub wq: Linear<'a>,
+    /// K projection (n_embd → kv_dim).
+    pub wk: Linear<'a>,
+    /// V projection (n_embd → kv_dim).
+    pub wv: Linear<'a>,
+    /// Output projection (q_dim → n_embd).
+    pub wo: Linear<'a>,
+    /// `attn_sub_norm` (q_dim), bitnet archs.
+    pub attn_sub_norm: Option<&'a [f32]>,
+    /// `ffn_norm` (n_embd).
+    pub ffn_norm: &'a [f32],
+    /// Gate (n_embd → n_ff).
+    pub w_gate: Linear<'a>,
+    /// Up (n_embd → n_ff).
+    pub w_up: Linear<'a>,
+    /// Down (n_ff → n_embd).
+    pub w_down: Linear<'a>,
+    /// `ffn_sub_norm` (n_ff), bitnet archs.
+    pub ffn_sub_norm: Option<&'a [f32]>,
+}
+
+/// All weights of a model.
+#[derive(Debug, Clone)]
+pub struct Weights<'a> {
+    /// `token_embd.weight`.
+    pub token_embd: Embedding<'a>,
+    /// `output_norm.weight`.
+    pub output_norm: &'a [f32],
+    /// `output.weight` when the head is not tied (llama arch); `None` = tied to `token_embd`.
+    pub output: Option<Embedding<'a>>,
+    /// Blocks.
+    pub layers: heapless::Vec<LayerWeights<'a>, MAX_LAYERS>,
+}
+
+fn missing(name: &str) -> ModelError {
+    ModelError::MissingTensor { name: TensorName::new(name.as_bytes()) }
+}
+
+fn find<'a>(g: &Gguf<'a>, name: &str) -> Result<TensorInfo<'a>, ModelError> {
+    g.tensor(name).ok_or_else(|| missing(name))
+}
+
+fn check_shape(t: &TensorInfo<'_>, ne0: usize, ne1: usize) -> Result<(), ModelError> {
+    let found = [t.ne[0], t.ne[1]];
+    let expected = [ne0 as u64, ne1 as u64];
+    if found != expected || t.ne[2] != 1 || t.ne[3] != 1 {
+        return Err(ModelError::ShapeMismatch { tensor: TensorName::new(t.name), expected, found });
+    }
+    Ok(())
+}
+
+fn norm<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<&'a [f32], ModelError> {
+    let t = find(g, name)?;
+    check_shape(&t, n, 1)?;
+    if t.ty != GgmlType::F32 {
+        return Err(ModelError::UnsupportedTensorType { tensor: TensorName::new(t.name), ty: t.ty });
+    }
+    cast_slice::<f32>(t.data).ok_or(ModelError::Misaligned { tensor: TensorName::new(t.name) })
+}
+
+fn embedding<'a>(t: &TensorInfo<'a>) -> Result<Embedding<'a>, ModelError> {
+    let name = TensorName::new(t.name);
+    let mis = ModelError::Misaligned { tensor: name };
+    Ok(match t.ty {
+        GgmlType::F16 => Embedding::F16(cast_slice::<u16>(t.data).ok_or(mis)?),
+        GgmlType::BF16 => Embedding::Bf16(cast_slice::<u16>(t.data).ok_or(mis)?),
+        GgmlType::F32 => Embedding::F32(cast_slice::<f32>(t.data).ok_or(mis)?),
+        ty => return Err(ModelError::UnsupportedTensorType { tensor: name, ty }),
+    })
+}
+
+fn linear<'a>(
+    g: &Gguf<'a>,
+    name: &str,
+    k: usize,
+    m: usize,
+    scale_name: Option<&str>,
+) -> Result<Linear<'a>, ModelError> {
+    let t = find(g, name)?;
+    check_shape(&t, k, m)?;
+    let tn = TensorName::new(t.name);
+    let data = match t.ty {
+        GgmlType::I2S => {
+            if k % 128 != 0 {
+                return Err(ModelError::BadBlockShape { tensor: tn });
+            }
+            let n = k * m / 4;
+            let packed = &t.data[..n];
+            let sb = &t.data[n..n + 4];
+            let scale = f32::from_le_bytes([sb[0], sb[1], sb[2], sb[3]]);
+            if !scale.is_finite() {
+                return Err(ModelError::BadValue { key: "I2_S tensor scale", value: 0 });
+            }
+            LinearData::I2s { packed, scale }
+        }
+        ty => return Err(ModelError::UnsupportedTensorType { tensor: tn, ty }),
+    };
+    let extra_scale = match scale_name {
+        Some(sn) => match g.tensor(sn) {
+            Some(st) if st.ty == GgmlType::F32 && st.n_elements() == 1 && st.data.len() >= 4 => {
+                let b = st.data;
+                Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            Some(st) => {
+                return Err(ModelError::UnsupportedTensorType {
+                    tensor: TensorName::new(st.name),
+                    ty: st.ty,
+                });
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok(Linear { k, m, data, extra_scale })
+}
+
+impl<'a> Weights<'a> {
+    /// Resolves and checks every tensor the config needs.
+    pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Self, ModelError> {
+        if c.n_layer > MAX_LAYERS {
+            return Err(ModelError::TooManyLayers { n_layer: c.n_layer });
+        }
+        let te = find(g, "token_embd.weight")?;
+        check_shape(&te, c.n_embd, c.n_vocab)?;
+        let token_embd = embedding(&te)?;
+        let output_norm = norm(g, "output_norm.weight", c.n_embd)?;
+        // bitnet archs always tie the head to token_embd (build_bitnet_158 ignores output.weight).
+        let output = match (c.arch, g.tensor("output.weight")) {
+            (Arch::Llama, Some(t)) => {
+                check_shape(&t, c.n_embd, c.n_vocab)?;
+                Some(embedding(&t)?)
+            }
+            _ => None,
+        };
+        let scaled = c.arch == Arch::Bitnet;
+        let mut layers = heapless::Vec::new();
+        let mut kb = KeyBuf::new();
+        let mut kb2 = KeyBuf::new();
+        for l in 0..c.n_layer {
+            let mut lin = |w: &str, s: &str, k: usize, m: usize| -> Result<Linear<'a>, ModelError> {
+                let wn = kb.blk(l, w);
+                let sn = if scaled { Some(kb2.blk(l, s)) } else { None };
+                linear(g, wn, k, m, sn)
+            };
+            let wq = lin("attn_q.weight", "attn_q.scale", c.n_embd, c.q_dim())?;
+            let wk = lin("attn_k.weight", "attn_k.scale", c.n_embd, c.kv_dim())?;
+            let wv = lin("attn_v.weight", "attn_v.scale", c.n_embd, c.kv_dim())?;
+            let wo = lin("attn_output.weight", "attn_output.scale", c.q_dim(), c.n_embd)?;
+            let w_gate = lin("ffn_gate.weight", "ffn_gate.scale", c.n_embd, c.n_ff)?;
+            let w_up = lin("ffn_up.weight", "ffn_up.scale", c.n_embd, c.n_ff)?;
+            let w_down = lin("ffn_down.weight", "ffn_down.scale", c.n_ff, c.n_embd)?;
+            let attn_norm = norm(g, kb.blk(l, "attn_norm.weight"), c.n_embd)?;
+            let ffn_norm = norm(g, kb.blk(l, "ffn_norm.weight"), c.n_embd)?;
+            let (attn_sub_norm, ffn_sub_norm) = if c.sub_norms {
+                (
+                    Some(norm(g, kb.blk(l, "attn_sub_norm.weight"), c.q_dim())?),
+                    Some(norm(g, kb.blk(l, "ffn_sub_norm.weight"), c.n_ff)?),
+                )
+            } else {
+                (None, None)
+            };
+            let lw = LayerWeights {
+                attn_norm,
+                wq,
+                wk,
+                wv,
+                wo,
+                attn_sub_norm,
+                ffn_norm,
+                w_gate,
+                w_up,
+                w_down,
+                ffn_sub_norm,
+            };
+            if layers.push(lw).is_err() {
+                return Err(ModelError::TooManyLayers { n_layer: c.n_layer });
+            }
+        }
+        Ok(Weights { token_embd, output_norm, output, layers })
+    }
+
+    /// The LM head (untied `output.weight` or the tied embedding).
+    pub fn head(&self) -> Embedding<'a> {
+        self.output.unwrap_or(self.token_embd)
+    }
+
+    /// Bytes of weights read to decode one token (all linear layers, norms, the head, one
+    /// embedding row).
+    pub fn bytes_per_token(&self, c: &Config) -> usize {
+        let mut b = self.head().bytes();
+        for l in &self.layers {
+            for lin in [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down] {
+                b += lin.k * lin.m / 4 + 32;
+            }
+            b += 4 * (2 * c.n_embd + if c.sub_norms { c.q_dim() + c.n_ff } else { 0 });
+        }
+        b + 4 * c.n_embd + 2 * c.n_embd
+    }
+}
