@@ -25,6 +25,7 @@ pub mod model;
 pub mod ops;
 pub mod par;
 pub mod sampler;
+pub mod session;
 pub mod tokenizer;
 
 pub use error::Error;
