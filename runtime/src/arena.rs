@@ -121,7 +121,7 @@ impl<'a> Arena<'a> {
 /// Reinterprets little-endian bytes as `&[T]` when aligned (zero-copy views of model weights).
 /// Returns `None` when `bytes` is misaligned for `T` or its length is not a multiple of the size.
 pub fn cast_slice<T: Pod>(bytes: &[u8]) -> Option<&[T]> {
-    if bytes.len() % size_of::<T>() != 0 || bytes.as_ptr().align_offset(align_of::<T>()) != 0 {
+    if !bytes.len().is_multiple_of(size_of::<T>()) || bytes.as_ptr().align_offset(align_of::<T>()) != 0 {
         return None;
     }
     // SAFETY: alignment and length were checked just above; `T: Pod` accepts any bit pattern; the

@@ -473,11 +473,14 @@ fn attention(
     let outs = DisjointMut::new(out);
     let tasks = if n_pos * c.n_head >= 4096 { par.threads().max(1).min(c.n_head) } else { 1 };
     let run_head = |h: usize| {
-        // SAFETY: head h owns q16[h*hd..(h+1)*hd], scores[h*n_ctx..], out[h*hd..(h+1)*hd]; each
-        // head is processed by exactly one task.
-        let (qh, s, o) = unsafe {
-            (q16s.slice(h * hd, (h + 1) * hd), sc.slice(h * n_ctx, h * n_ctx + n_pos), outs.slice(h * hd, (h + 1) * hd))
-        };
+        // SAFETY: head h owns q16[h*hd..(h+1)*hd], scores[h*n_ctx..+n_pos] and
+        // out[h*hd..(h+1)*hd]; each head is processed by exactly one task, so no two live
+        // sub-slices overlap.
+        let qh = unsafe { q16s.slice(h * hd, (h + 1) * hd) };
+        // SAFETY: as above (scores row of head h).
+        let s = unsafe { sc.slice(h * n_ctx, h * n_ctx + n_pos) };
+        // SAFETY: as above (output slice of head h).
+        let o = unsafe { outs.slice(h * hd, (h + 1) * hd) };
         for (d, &x) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
             *d = f32_to_f16(x);
         }

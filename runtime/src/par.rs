@@ -68,9 +68,10 @@ impl<'s, T> DisjointMut<'s, T> {
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, start: usize, end: usize) -> &mut [T] {
         assert!(start <= end && end <= self.len, "DisjointMut::slice out of range");
+        let start_ptr = self.ptr.wrapping_add(start);
         // SAFETY: the range is inside the original exclusive borrow (asserted above), which lives
         // for 's; non-overlap with other live sub-slices is the caller's obligation.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
+        unsafe { core::slice::from_raw_parts_mut(start_ptr, end - start) }
     }
 }
 

@@ -415,6 +415,9 @@ impl TensorInfo<'_> {
     }
 }
 
+/// A tensor-info entry before its data range is resolved: name, n_dims, ne, type, offset.
+type RawTensor<'a> = (&'a [u8], u32, [u64; 4], GgmlType, u64);
+
 /// A parsed GGUF file.
 #[derive(Debug, Clone, Copy)]
 pub struct Gguf<'a> {
@@ -529,7 +532,7 @@ impl<'a> Gguf<'a> {
         &self,
         c: &mut Cursor<'a>,
         index: u32,
-    ) -> Result<(&'a [u8], u32, [u64; 4], GgmlType, u64), GgufError> {
+    ) -> Result<RawTensor<'a>, GgufError> {
         let name = c.string()?;
         let at = c.pos();
         let n_dims = c.u32()?;
@@ -557,7 +560,7 @@ impl<'a> Gguf<'a> {
     fn resolve(
         &self,
         index: u32,
-        (name, n_dims, ne, ty, offset): (&'a [u8], u32, [u64; 4], GgmlType, u64),
+        (name, n_dims, ne, ty, offset): RawTensor<'a>,
     ) -> Result<TensorInfo<'a>, GgufError> {
         let nbytes = ty.nbytes(&ne[..n_dims as usize]).ok_or(GgufError::BadShape { tensor: index })?;
         if offset % self.alignment != 0 {

@@ -161,7 +161,7 @@ fn linear<'a>(
     let tn = TensorName::new(t.name);
     let data = match t.ty {
         GgmlType::I2S => {
-            if k % 128 != 0 {
+            if !k.is_multiple_of(128) {
                 return Err(ModelError::BadBlockShape { tensor: tn });
             }
             let n = k * m / 4;

@@ -74,13 +74,11 @@ pub fn is_valid(s: &[u8]) -> bool {
 
 /// The bytes of a string already checked with [`is_valid`] (invalid characters read as 0).
 pub fn decoded(s: &[u8]) -> impl Iterator<Item = u8> + Clone + '_ {
-    core::str::from_utf8(s)
-        .unwrap_or("")
-        .chars()
-        .map(|c| char_to_byte(c).unwrap_or(0))
+    core::str::from_utf8(s).unwrap_or("").chars().map(|c| char_to_byte(c).unwrap_or(0))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

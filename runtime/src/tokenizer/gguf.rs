@@ -1,7 +1,8 @@
 //! Glue from GGUF metadata (`tokenizer.ggml.*`) to [`Tokenizer`].
 //!
 //! Keys read: `tokenizer.ggml.model` (must be `gpt2`), `tokens` (string array), `merges`
-//! (string array), `token_type` (integer array, optional), `pre` (optional; see
+//! (string array; absent = no merges), `token_type` (integer array, optional; values outside
+//! `i32` read as 0), `pre` (optional; see
 //! [`PreTokenizer::from_gguf_name`]), `bos_token_id`, `eos_token_id`, `add_bos_token` (absent:
 //! true when there is a BOS token). Every table is copied into the arena, so the tokenizer does
 //! not borrow the file.
@@ -16,7 +17,7 @@ use crate::gguf::{ArrayView, Gguf, vt};
 #[derive(Clone, Copy)]
 struct Arrays<'g> {
     tokens: ArrayView<'g>,
-    merges: ArrayView<'g>,
+    merges: Option<ArrayView<'g>>,
     types: Option<ArrayView<'g>>,
 }
 
@@ -35,9 +36,9 @@ fn string_array<'g>(g: &Gguf<'g>, key: TokenizerKey) -> Result<ArrayView<'g>, To
 
 impl<'g> Arrays<'g> {
     fn read(g: &Gguf<'g>) -> Result<Self, TokenizeError> {
-        let model = g.metadata(TokenizerKey::Model.as_str()).ok_or(TokenizeError::MissingKey {
-            key: TokenizerKey::Model,
-        })?;
+        let model = g
+            .metadata(TokenizerKey::Model.as_str())
+            .ok_or(TokenizeError::MissingKey { key: TokenizerKey::Model })?;
         match model {
             crate::gguf::Value::String(b"gpt2") => {}
             crate::gguf::Value::String(other) => {
@@ -46,12 +47,14 @@ impl<'g> Arrays<'g> {
             _ => return Err(TokenizeError::MissingKey { key: TokenizerKey::Model }),
         }
         let tokens = string_array(g, TokenizerKey::Tokens)?;
-        let merges = string_array(g, TokenizerKey::Merges)?;
+        let merges = match g.metadata(TokenizerKey::Merges.as_str()) {
+            None => None,
+            Some(_) => Some(string_array(g, TokenizerKey::Merges)?),
+        };
         let types = match g.metadata(TokenizerKey::TokenType.as_str()) {
             None => None,
             Some(v) => Some(
-                v.as_array()
-                    .ok_or(TokenizeError::MissingKey { key: TokenizerKey::TokenType })?,
+                v.as_array().ok_or(TokenizeError::MissingKey { key: TokenizerKey::TokenType })?,
             ),
         };
         Ok(Self { tokens, merges, types })
@@ -62,7 +65,7 @@ impl<'g> Arrays<'g> {
     }
 
     fn merges(&self) -> impl Iterator<Item = &'g [u8]> + Clone + use<'g> {
-        self.merges.strings().map(|r| r.unwrap_or(&[]))
+        self.merges.into_iter().flat_map(|m| m.strings()).map(|r| r.unwrap_or(&[]))
     }
 
     fn types(&self) -> Option<impl Iterator<Item = i32> + Clone + use<'g>> {

@@ -39,7 +39,9 @@ enum Class {
     Letter,
     Number,
     /// `\s`; the flag says whether it is `\r` or `\n`.
-    Space { crlf: bool },
+    Space {
+        crlf: bool,
+    },
     Other,
 }
 
@@ -195,10 +197,8 @@ fn whitespace_tail(at: At<'_>, try_crlf: bool) -> Option<usize> {
     if n == 0 {
         return None;
     }
-    if try_crlf {
-        if let Some(e) = last_crlf_end {
-            return Some(e);
-        }
+    if try_crlf && let Some(e) = last_crlf_end {
+        return Some(e);
     }
     // \s+(?!\S): the whole run at the end of text, else give the last space back.
     if cur.pos == at.text.len() {
@@ -217,10 +217,10 @@ fn llama3(text: &str, pos: usize) -> Option<usize> {
     let k0 = class(c0);
     let after0 = pos + c0.len_utf8();
     // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-    if c0 == '\'' {
-        if let Some(n) = text.get(after0..).and_then(|r| contraction(r, true)) {
-            return Some(after0 + n);
-        }
+    if c0 == '\''
+        && let Some(n) = text.get(after0..).and_then(|r| contraction(r, true))
+    {
+        return Some(after0 + n);
     }
     // [^\r\n\p{L}\p{N}]?\p{L}+
     {
@@ -258,21 +258,21 @@ fn gpt2(text: &str, pos: usize) -> Option<usize> {
     let c0 = at.peek()?;
     let after0 = pos + c0.len_utf8();
     // 's|'t|'re|'ve|'m|'ll|'d
-    if c0 == '\'' {
-        if let Some(n) = text.get(after0..).and_then(|r| contraction(r, false)) {
-            return Some(after0 + n);
-        }
+    if c0 == '\''
+        && let Some(n) = text.get(after0..).and_then(|r| contraction(r, false))
+    {
+        return Some(after0 + n);
     }
     // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`
     let mut a = at;
     if c0 == ' ' {
         a.pos = after0;
     }
-    if let Some(k) = a.peek_class() {
-        if !is_space(k) {
-            a.run(usize::MAX, |c| c == k);
-            return Some(a.pos);
-        }
+    if let Some(k) = a.peek_class()
+        && !is_space(k)
+    {
+        a.run(usize::MAX, |c| c == k);
+        return Some(a.pos);
     }
     // \s+(?!\S) | \s+
     whitespace_tail(at, false)
@@ -307,6 +307,7 @@ impl<'t> Iterator for Pieces<'t> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::vec::Vec;
@@ -327,7 +328,10 @@ mod tests {
 
     #[test]
     fn llama3_contractions() {
-        assert_eq!(l3("I'm here, aren't we?"), ["I", "'m", " here", ",", " aren", "'t", " we", "?"]);
+        assert_eq!(
+            l3("I'm here, aren't we?"),
+            ["I", "'m", " here", ",", " aren", "'t", " we", "?"]
+        );
         assert_eq!(l3("I'M HERE"), ["I", "'M", " HERE"]);
         assert_eq!(l3("x'ſt"), ["x", "'ſ", "t"]);
         assert_eq!(l3("they'LL we'Ve"), ["they", "'LL", " we", "'Ve"]);

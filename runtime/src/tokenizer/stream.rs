@@ -116,7 +116,11 @@ impl StreamDecoder {
     /// [`StreamDecoder::push`] into a buffer: returns the text produced. `out` must hold
     /// [`StreamDecoder::max_output`]`(bytes.len())` bytes, else
     /// [`TokenizeError::OutputTooSmall`] and nothing is consumed.
-    pub fn push_to<'b>(&mut self, bytes: &[u8], out: &'b mut [u8]) -> Result<&'b str, TokenizeError> {
+    pub fn push_to<'b>(
+        &mut self,
+        bytes: &[u8],
+        out: &'b mut [u8],
+    ) -> Result<&'b str, TokenizeError> {
         let needed = Self::max_output(bytes.len());
         if out.len() < needed {
             return Err(TokenizeError::OutputTooSmall { needed, capacity: out.len() });
@@ -148,6 +152,7 @@ impl StreamDecoder {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::string::String;

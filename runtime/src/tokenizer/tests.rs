@@ -88,7 +88,12 @@ fn sample() -> Vocab {
     Vocab::new(
         &["ab", "bc", "abc", "aa", " t", "he", " the", "xyzw", "aaaa"],
         &[("b", "c"), ("a", "b"), ("ab", "c"), ("a", "a"), (" ", "t"), ("h", "e"), (" t", "he")],
-        &[("<|x|>", TOKEN_TYPE_CONTROL), ("<|xy|>", TOKEN_TYPE_CONTROL), ("<u>", TOKEN_TYPE_USER_DEFINED), ("<|eot_id|>", TOKEN_TYPE_CONTROL)],
+        &[
+            ("<|x|>", TOKEN_TYPE_CONTROL),
+            ("<|xy|>", TOKEN_TYPE_CONTROL),
+            ("<u>", TOKEN_TYPE_USER_DEFINED),
+            ("<|eot_id|>", TOKEN_TYPE_CONTROL),
+        ],
     )
 }
 
@@ -121,7 +126,12 @@ fn plan_equals_allocation() {
     assert_eq!(slot::<u64>(usize::MAX), usize::MAX);
 }
 
-fn with<R>(v: &Vocab, cfg: TokenizerConfig, max_piece: usize, f: impl FnOnce(&Tokenizer<'_>) -> R) -> R {
+fn with<R>(
+    v: &Vocab,
+    cfg: TokenizerConfig,
+    max_piece: usize,
+    f: impl FnOnce(&Tokenizer<'_>) -> R,
+) -> R {
     let need = Tokenizer::arena_bytes(&v.stats(), max_piece);
     let mut buf = vec![0u8; need + ALIGN];
     let mut arena = Arena::new(&mut buf);
@@ -169,7 +179,10 @@ fn special_tokens() {
         // Not allowed: the control text is ordinary text.
         let plain = enc(t, "<|x|>", false);
         assert!(!plain.contains(&x));
-        assert_eq!(plain, [u32::from(b'<'), u32::from(b'|'), u32::from(b'x'), u32::from(b'|'), u32::from(b'>')]);
+        assert_eq!(
+            plain,
+            [u32::from(b'<'), u32::from(b'|'), u32::from(b'x'), u32::from(b'|'), u32::from(b'>')]
+        );
         // User-defined tokens are always matched (Hugging Face and llama.cpp do the same).
         assert_eq!(enc(t, "a<u>b", false), [v.id("a"), u, v.id("b")]);
         assert_eq!(enc(t, "a<u>b", true), [v.id("a"), u, v.id("b")]);
@@ -191,7 +204,12 @@ fn special_tokens() {
 fn end_of_generation_and_bos() {
     let v = sample();
     let eot = v.id("<|eot_id|>");
-    let cfg = TokenizerConfig { pre: PreTokenizer::Llama3, bos: Some(v.id("<|x|>")), eos: Some(v.id("<|xy|>")), add_bos: true };
+    let cfg = TokenizerConfig {
+        pre: PreTokenizer::Llama3,
+        bos: Some(v.id("<|x|>")),
+        eos: Some(v.id("<|xy|>")),
+        add_bos: true,
+    };
     with(&v, cfg, 64, |t| {
         assert!(t.is_end_of_generation(eot));
         assert!(t.is_end_of_generation(v.id("<|xy|>")));
@@ -232,11 +250,21 @@ fn errors_not_panics() {
         assert_eq!(t.encode(" the", false, false, &mut out), Ok(1));
         assert_eq!(t.encode("qqqq", false, false, &mut out), Ok(4));
         let mut small = [0u8; 3];
-        assert!(matches!(t.decode_bytes(&[v.id("abc"), 0], &mut small), Err(TokenizeError::OutputTooSmall { .. })));
-        assert!(matches!(t.decode_bytes(&[u32::MAX], &mut small), Err(TokenizeError::TokenIdOutOfRange { .. })));
+        assert!(matches!(
+            t.decode_bytes(&[v.id("abc"), 0], &mut small),
+            Err(TokenizeError::OutputTooSmall { .. })
+        ));
+        assert!(matches!(
+            t.decode_bytes(&[u32::MAX], &mut small),
+            Err(TokenizeError::TokenIdOutOfRange { .. })
+        ));
     });
     // Types that do not match the tokens.
-    let r = VocabStats::measure(v.tokens.iter().map(|t| t.as_slice()), Some([1, 1].into_iter()), core::iter::empty());
+    let r = VocabStats::measure(
+        v.tokens.iter().map(|t| t.as_slice()),
+        Some([1, 1].into_iter()),
+        core::iter::empty(),
+    );
     assert!(matches!(r, Err(TokenizeError::TokenTypeCountMismatch { types: 2, .. })));
     let r = VocabStats::measure(core::iter::empty(), None::<NoTypes>, core::iter::empty());
     assert!(matches!(r, Err(TokenizeError::BadVocabSize { n_tokens: 0 })));
@@ -244,7 +272,10 @@ fn errors_not_panics() {
     let mut buf = vec![0u8; 1 << 20];
     let mut arena = Arena::new(&mut buf);
     let cfg = TokenizerConfig { bos: Some(100_000), ..TokenizerConfig::new(PreTokenizer::Llama3) };
-    assert!(matches!(v.build(&mut arena, cfg, 8), Err(TokenizeError::TokenIdOutOfRange { id: 100_000, .. })));
+    assert!(matches!(
+        v.build(&mut arena, cfg, 8),
+        Err(TokenizeError::TokenIdOutOfRange { id: 100_000, .. })
+    ));
     // Pre-tokenizer names.
     assert_eq!(PreTokenizer::from_gguf_name(None), Ok(PreTokenizer::Llama3));
     assert_eq!(PreTokenizer::from_gguf_name(Some(b"llama-bpe")), Ok(PreTokenizer::Llama3));
@@ -256,14 +287,29 @@ fn errors_not_panics() {
 #[test]
 fn malformed_vocabulary_is_tolerated() {
     // Bad UTF-8 and non-byte-level tokens, junk merges, missing single bytes, huge ids.
-    let tokens: Vec<&[u8]> = vec![b"a", b"b", b"ab", b"\xFF\xFE", "日".as_bytes(), b"", b"c", b"ab", b"abc"];
-    let merges: Vec<&[u8]> = vec![b"a b", b"ab", b" a", b"a  b", b"ab c", b"\xFF x", b"q r", b"a b", "日 a".as_bytes()];
+    let tokens: Vec<&[u8]> =
+        vec![b"a", b"b", b"ab", b"\xFF\xFE", "日".as_bytes(), b"", b"c", b"ab", b"abc"];
+    let merges: Vec<&[u8]> =
+        vec![b"a b", b"ab", b" a", b"a  b", b"ab c", b"\xFF x", b"q r", b"a b", "日 a".as_bytes()];
     let types = [1, 1, 1, 1, 1, 3, 1, 1, i32::MIN];
-    let stats = VocabStats::measure(tokens.iter().copied(), Some(types.iter().copied()), merges.iter().copied()).unwrap();
+    let stats = VocabStats::measure(
+        tokens.iter().copied(),
+        Some(types.iter().copied()),
+        merges.iter().copied(),
+    )
+    .unwrap();
     let need = Tokenizer::arena_bytes(&stats, 16);
     let mut buf = vec![0u8; need + ALIGN];
     let mut arena = Arena::new(&mut buf);
-    let t = Tokenizer::build(&mut arena, tokens.iter().copied(), Some(types.iter().copied()), merges.iter().copied(), TokenizerConfig::new(PreTokenizer::Gpt2), 16).unwrap();
+    let t = Tokenizer::build(
+        &mut arena,
+        tokens.iter().copied(),
+        Some(types.iter().copied()),
+        merges.iter().copied(),
+        TokenizerConfig::new(PreTokenizer::Gpt2),
+        16,
+    )
+    .unwrap();
     assert_eq!(t.merges_skipped(), 7);
     assert_eq!(t.token_kind(3), Some(TokenKind::Verbatim));
     assert_eq!(t.token_bytes(3), Some(&b"\xFF\xFE"[..]));
@@ -277,4 +323,22 @@ fn malformed_vocabulary_is_tolerated() {
     // Bytes without a token are dropped, like Hugging Face without byte_fallback.
     let n = t.encode("a-b", false, false, &mut out).unwrap();
     assert_eq!(out[..n], [0, 1]);
+}
+
+#[test]
+fn long_merge_lines_use_the_lazy_path() {
+    // Sides of 700 bytes each: the merge line is longer than the 1 KiB decode buffer.
+    let a = "é".repeat(350);
+    let b = "ü".repeat(350);
+    let ab = std::format!("{a}{b}");
+    let v = Vocab::new(&[&a, &b, &ab], &[(&a, &b)], &[]);
+    assert!(v.merges[0].len() > 1024);
+    with(&v, TokenizerConfig::new(PreTokenizer::Gpt2), 2048, |t| {
+        assert_eq!(t.merges_skipped(), 0);
+        // The merge was parsed through the lazy comparison: rank 0, result `ab`.
+        assert_eq!(t.pair_of(v.id(&a), v.id(&b)), u64::from(v.id(&ab)));
+        assert_eq!(t.pair_of(v.id(&b), v.id(&a)), NO_PAIR);
+        assert_eq!(enc(t, &ab, false), [v.id(&ab)]);
+        assert_eq!(t.find_token(a.as_bytes()), Some(v.id(&a)));
+    });
 }
