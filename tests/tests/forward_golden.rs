@@ -58,34 +58,10 @@ fn prompts() -> Vec<Prompt> {
         .collect()
 }
 
-/// Rebuilds the bitnet-25 twin from its stored header + tails and the i2_s file, checking SHA-256.
-pub fn bitnet25_twin() -> Vec<u8> {
-    use sha2::Digest;
-    let base = std::fs::read(data("tiny-trained.i2_s.gguf")).unwrap();
-    let g = Gguf::parse(&base).unwrap();
-    let j: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data("tiny-trained.bitnet25.json")).unwrap()).unwrap();
-    let mut out = std::fs::read(data("tiny-trained.bitnet25.head")).unwrap();
-    let ds = j["data_start"].as_u64().unwrap() as usize;
-    assert_eq!(out.len(), ds);
-    out.resize(j["bytes"].as_u64().unwrap() as usize, 0);
-    for t in j["tensors"].as_array().unwrap() {
-        let name = t["name"].as_str().unwrap();
-        let off = ds + t["offset"].as_u64().unwrap() as usize;
-        let n = t["nbytes"].as_u64().unwrap() as usize;
-        let src = g.tensor(name).unwrap_or_else(|| panic!("{name} missing in the i2_s file"));
-        out[off..off + n].copy_from_slice(&src.data[..n]);
-        if let Some(h) = t["tail_hex"].as_str() {
-            let tail: Vec<u8> =
-                (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
-            out[off + n - 32..off + n].copy_from_slice(&tail);
-        }
-    }
-    let sha = sha2::Sha256::digest(&out);
-    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, j["sha256"].as_str().unwrap(), "rebuilt twin differs from the fixture");
-    out
+mod twin {
+    include!("common/twin.rs");
 }
+use twin::bitnet25_twin;
 
 /// Two OS threads, tasks split round-robin (results must not depend on this).
 struct TwoThreads;
@@ -116,9 +92,12 @@ fn engine<'a>(file: &'a [u8], arena: &'a mut Vec<u8>, kernels: KernelSet, rows: 
     Run { engine }
 }
 
+static WORST: std::sync::Mutex<Vec<(f32, String)>> = std::sync::Mutex::new(Vec::new());
+
 fn compare(what: &str, got: &[f32], want: &[f32], want_argmax: Option<usize>) -> bool {
     let max_ref = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    WORST.lock().unwrap().push((d, what.to_string()));
     assert!(d <= MAX_ABS, "{what}: max |Δ| {d} > {MAX_ABS}");
     assert!(d / max_ref <= MAX_REL, "{what}: relative Δ {} > {MAX_REL}", d / max_ref);
     let am = tern_runtime::sampler::argmax(got);
@@ -182,6 +161,10 @@ fn check_model(file: &[u8], kernels: KernelSet, par: &dyn Parallel) -> Vec<Vec<f
 fn tiny_trained_matches_bitnet_cpp() {
     let file = std::fs::read(data("tiny-trained.i2_s.gguf")).unwrap();
     check_model(&file, KernelSet::REFERENCE, &Serial);
+    let mut w = WORST.lock().unwrap().clone();
+    w.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let small = w.iter().filter(|x| x.0 <= 0.01).count();
+    eprintln!("positions compared: {}, with max|Δ| <= 0.01 (f16 storage): {small}; worst: {:?}", w.len(), &w[..5.min(w.len())]);
 }
 
 #[test]
