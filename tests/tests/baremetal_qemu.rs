@@ -144,11 +144,42 @@ fn boot_and_prompt(target: &str, machine: &str, via: &str, core: &str) {
     for needle in expect {
         assert!(out.contains(needle), "{target} ({via}): output lacks {needle:?}:\n{out}");
     }
+    // Exactly the tokens the host produces for the same prompt (greedy, 64 new tokens).
+    let expected = host_greedy("Once upon a time", 64);
+    assert!(
+        out.contains(&format!("> Once upon a time\n{expected}")) || out.contains(&format!("> Once upon a time\r\n{expected}")),
+        "{target} ({via}): the UART answer differs from the host's greedy output {expected:?}:\n{out}"
+    );
     match via {
         "initrd" => assert!(out.contains("model: DeviceTreeInitrd"), "{out}"),
         _ => assert!(out.contains("model: FixedAddress"), "{out}"),
     }
     assert_eq!(status, Some(0), "{target} ({via}): semihosting exit status\n{out}");
+}
+
+/// The host's greedy completion, computed with the same runtime core on x86 (the text the
+/// `tern run --temp 0 -n 64` command prints).
+fn host_greedy(prompt: &str, n: usize) -> String {
+    use tern_runtime::session::{Control, Session, SessionOptions, Sink};
+    struct Text(String);
+    impl Sink for Text {
+        fn token(&mut self, _id: u32, t: &str) -> Control {
+            self.0.push_str(t);
+            Control::Continue
+        }
+    }
+    let file = std::fs::read(repo_root().join("tests/data/tiny-trained.i2_s.gguf")).expect("model");
+    let g = tern_runtime::gguf::Gguf::parse(&file).expect("parse");
+    let opts = SessionOptions {
+        n_ctx: 256,
+        sampler: tern_runtime::sampler::SamplerConfig::greedy(),
+        ..SessionOptions::default()
+    };
+    let mut arena = vec![0u8; Session::plan(&g, &opts).expect("plan").total];
+    let mut s = Session::new(g, &mut arena, opts).expect("session");
+    let mut t = Text(String::new());
+    s.complete(prompt, false, n, &tern_runtime::par::Serial, &mut t).expect("complete");
+    t.0
 }
 
 // The four boots share cross/pi-baremetal/target; cargo's lock serialises the builds.
