@@ -94,7 +94,8 @@ impl CpuFeatures {
     /// No optional features (the reference tier only).
     pub const NONE: Self = Self { neon: false, dotprod: false, avx2: false };
 
-    /// Detects the running CPU's features (std: runtime detection; otherwise compile-time cfg).
+    /// Detects the running CPU's features (std or test builds: runtime detection; otherwise
+    /// compile-time cfg).
     pub fn detect() -> Self {
         #[allow(unused_mut)]
         let mut f = Self::NONE;
@@ -102,15 +103,19 @@ impl CpuFeatures {
         {
             f.neon = true;
         }
-        #[cfg(all(target_arch = "aarch64", feature = "std"))]
+        #[cfg(all(target_arch = "aarch64", any(test, feature = "std")))]
         {
             f.dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
         }
-        #[cfg(all(target_arch = "aarch64", not(feature = "std"), target_feature = "dotprod"))]
+        #[cfg(all(
+            target_arch = "aarch64",
+            not(any(test, feature = "std")),
+            target_feature = "dotprod"
+        ))]
         {
             f.dotprod = true;
         }
-        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
         {
             f.avx2 = std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
@@ -118,7 +123,7 @@ impl CpuFeatures {
         }
         #[cfg(all(
             target_arch = "x86_64",
-            not(feature = "std"),
+            not(any(test, feature = "std")),
             target_feature = "avx2",
             target_feature = "fma",
             target_feature = "f16c"
@@ -187,9 +192,51 @@ impl KernelSet {
     };
 
     /// The best set for `features`, never above `max_tier` (when given).
+    ///
+    /// Priority on aarch64: dotprod > neon > reference; on x86_64: avx2 > reference. The TL1
+    /// lookup kernel computes TL1-format weights (`aarch64::neon::tl1`); over I2_S weights it lost
+    /// to the NEON multiply-accumulate kernel on guest instruction counts (A53 and A72), so no
+    /// I2_S set is offered under `Tier::Tl1` and `for_tier(_, Tl1)` is `None`. `max_tier` only lowers: tiers ranking
+    /// above it are skipped.
     pub fn select(features: CpuFeatures, max_tier: Option<Tier>) -> Self {
-        let _ = (features, max_tier);
-        Self::REFERENCE
+        let allowed = |t: Tier| match max_tier {
+            None => true,
+            Some(m) => Self::rank(t) <= Self::rank(m),
+        };
+        let _ = (&features, &allowed);
+        #[allow(unused_mut)]
+        let mut k = Self::REFERENCE;
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        {
+            if features.dotprod() && allowed(Tier::Dotprod) {
+                crate::aarch64::dotprod::plug(&mut k);
+                return k;
+            }
+            if features.neon() && allowed(Tier::Neon) {
+                crate::aarch64::neon::plug(&mut k);
+                return k;
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if features.avx2() && allowed(Tier::Avx2) {
+                crate::x86_64::avx2::plug(&mut k);
+                return k;
+            }
+        }
+        k
+    }
+
+    /// Rank of a tier in the selection order (higher is preferred; tiers of different
+    /// architectures never compete).
+    const fn rank(t: Tier) -> u8 {
+        match t {
+            Tier::Reference => 0,
+            Tier::Tl1 => 1,
+            Tier::Neon => 2,
+            Tier::Dotprod => 3,
+            Tier::Avx2 => 3,
+        }
     }
 
     /// The set for exactly `tier`, or `None` when this CPU/build cannot run it.

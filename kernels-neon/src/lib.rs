@@ -18,8 +18,20 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod dispatch;
 pub mod formats;
 pub mod reference;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests_equiv;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
+/// The NEON TL1 lookup-table kernel over TL1-packed weights (aarch64 only; the scalar twin is
+/// [`reference::tl1_gemv`]).
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub use aarch64::neon::tl1 as neon_tl1;
 pub use dispatch::{CpuFeatures, KernelInfo, KernelSet, Quality, Tier};

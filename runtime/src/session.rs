@@ -12,7 +12,7 @@ use crate::gguf::Gguf;
 use crate::model::{Config, Weights};
 use crate::par::Parallel;
 use crate::sampler::{Sampler, SamplerConfig};
-use crate::tokenizer::{StreamDecoder, TokenizeError, Tokenizer, TokenizerKey, VocabStats};
+use crate::tokenizer::{StreamDecoder, TokenizeError, Tokenizer, TokenizerKey};
 use tern_kernels::KernelSet;
 
 /// Options for [`Session::new`].
@@ -151,22 +151,6 @@ pub struct Session<'a> {
     opts: SessionOptions,
 }
 
-fn tokenizer_stats(g: &Gguf<'_>) -> Result<VocabStats, Error> {
-    let tokens = g
-        .metadata("tokenizer.ggml.tokens")
-        .and_then(|v| v.as_array())
-        .ok_or(TokenizeError::MissingKey { key: TokenizerKey::Tokens })?;
-    let merges = g.metadata("tokenizer.ggml.merges").and_then(|v| v.as_array());
-    let types = g.metadata("tokenizer.ggml.token_type").and_then(|v| v.as_array());
-    let empty: &[u8] = &[];
-    let stats = VocabStats::measure(
-        tokens.strings().map(|r| r.unwrap_or(empty)),
-        types.map(|t| t.ints().map(|v| v as i32)),
-        merges.into_iter().flat_map(|m| m.strings()).map(|r| r.unwrap_or(empty)),
-    )?;
-    Ok(stats)
-}
-
 impl<'a> Session<'a> {
     /// Exact arena bytes for `model` with `opts`.
     pub fn plan(g: &Gguf<'_>, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
@@ -182,7 +166,7 @@ impl<'a> Session<'a> {
             logits_rows: opts.logits_rows.clamp(1, opts.n_batch.clamp(1, n_ctx)),
         };
         let engine = Plan::new(c, &po);
-        let tokenizer = Tokenizer::arena_bytes(&tokenizer_stats(g)?, opts.max_piece_bytes);
+        let tokenizer = Tokenizer::gguf_arena_bytes(g, opts.max_piece_bytes)?;
         let sampler = Sampler::arena_bytes(c.n_vocab);
         let history = 2 * slot_bytes::<u32>(n_ctx);
         let text = 2 * slot_bytes::<u8>(opts.text_bytes);

@@ -87,8 +87,12 @@ pub const fn pack_len(n: usize) -> usize {
     if n == 0 {
         return 0;
     }
-    let (last, _) = locate(n - 1);
-    let full = n / 4 + if n % 4 == 0 { 0 } else { 1 };
+    // The highest byte touched: in a partial final block of `j + 1` weights, byte `32b + p` is used
+    // for every `p <= min(j, 31)` (weight `n − 1` alone is not the highest byte once `j >= 32`).
+    let b = (n - 1) / BLOCK;
+    let j = (n - 1) % BLOCK;
+    let last = b * BLOCK_BYTES + if j < 31 { j } else { 31 };
+    let full = n.div_ceil(4);
     if last + 1 > full { last + 1 } else { full }
 }
 
@@ -117,6 +121,18 @@ mod tests {
         assert_eq!(p.len(), 128);
         for (i, &v) in w.iter().enumerate() {
             assert_eq!(value_of_code(code_at(&p, i)), v);
+        }
+    }
+
+    #[test]
+    fn pack_len_covers_partial_blocks() {
+        // 496 = 3 blocks + 112 weights: the partial block uses bytes 96..128.
+        for n in [1usize, 31, 32, 33, 100, 127, 128, 129, 200, 496, 511, 512] {
+            let w = std::vec![1i8; n];
+            let mut p = std::vec![0u8; pack_len(n)];
+            pack(&w, &mut p);
+            let max_byte = (0..n).map(|i| locate(i).0).max().unwrap_or(0);
+            assert_eq!(pack_len(n), core::cmp::max(max_byte + 1, n.div_ceil(4)), "n={n}");
         }
     }
 

@@ -141,8 +141,43 @@ fn f16_round_trip_and_gemv() {
     let mut out = [0f32; 2];
     f16_gemv(&w, k, 0, &x, &mut out);
     for r in 0..2 {
-        let exact: f64 =
-            (0..k).map(|c| f16_to_f32(w[r * k + c]) as f64 * x[c] as f64).sum();
+        let exact: f64 = (0..k).map(|c| f16_to_f32(w[r * k + c]) as f64 * x[c] as f64).sum();
         assert!((out[r] as f64 - exact).abs() < 1e-4, "{} vs {}", out[r], exact);
     }
+}
+
+#[test]
+fn tl1_gemv_equals_i2s_for_the_same_weights() {
+    use crate::formats::tl1::{self, Tiling};
+    let (m, k) = (64, 256);
+    let w: Vec<i8> = (0..m * k).map(|i| ((i * 11 + i / 5) % 3) as i8 - 1).collect();
+    let x: Vec<f32> = (0..k).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+    let mut qi = vec![0i8; k];
+    let (s, _) = act_quant_i8(&x, &mut qi);
+    let mut qt = vec![0i8; k];
+    let st = tl1_act_quant(&x, &mut qt);
+    assert_eq!((qt.clone(), st.to_bits()), (qi.clone(), s.to_bits()));
+    let t = Tiling { big_m: 64, big_k: 128, bm: 32 };
+    let mut pt = vec![0u8; tl1::packed_bytes(m, k)];
+    tl1::pack(&w, m, k, t, &mut pt).expect("tiling fits");
+    let pi = packed(&w);
+    let mut a = vec![0i32; m - 3];
+    let mut b = vec![0i32; m - 3];
+    tl1_gemv(&pt, m, k, t, 3, &qt, &mut a).expect("tiling fits");
+    i2s_gemv(&pi, k, 3, &qi, &mut b);
+    assert_eq!(a, b);
+    assert!(tl1_gemv(&pt, m, k, Tiling { big_m: 48, big_k: 128, bm: 32 }, 0, &qt, &mut a).is_err());
+}
+
+#[test]
+fn tl1_act_quant_has_no_epsilon() {
+    // All |x| < 1e-5: I2_S uses max = 1e-5, TL1 uses the real max (q reaches ±127).
+    let x = [1e-7f32, -2e-7, 0.0];
+    let mut q = [0i8; 3];
+    let s = tl1_act_quant(&x, &mut q);
+    assert_eq!(q, [64, -127, 0]); // 63.5 -> 64 (half to even)
+    assert_eq!(s, 127.0f32 / 2e-7);
+    let mut qz = [5i8; 2];
+    tl1_act_quant(&[0.0, 0.0], &mut qz);
+    assert_eq!(qz, [0, 0]);
 }

@@ -34,7 +34,9 @@ fn continues(prefix: &[u8], b: u8) -> bool {
     (lo..=hi).contains(&b)
 }
 
-/// Streaming UTF-8 assembler. See the [module docs](self).
+/// Streaming UTF-8 assembler: holds back an incomplete character (at most 3 bytes) between
+/// pushes and replaces invalid bytes by U+FFFD exactly like `String::from_utf8_lossy` on the whole
+/// stream; [`StreamDecoder::flush`] ends the stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamDecoder {
     pending: [u8; 4],

@@ -1,0 +1,179 @@
+//! I2_S GEMV/GEMM with `sdot`, bit-exact with [`crate::reference::i2s_gemv`] /
+//! [`crate::reference::i2s_gemm`].
+//!
+//! Orientation: dotprod twins of `reference::i2s_gemv` and `reference::i2s_gemm`.
+//!
+//! Decoding is the NEON tier's (shift and mask to codes `c ∈ {0,1,2}` lined up with the
+//! activations). `sdot` adds four `c·q` products into each i32 lane, so there is no narrow
+//! accumulator to bound: after `n` blocks a lane holds at most `n · 8 · 4 · 256` in magnitude,
+//! below `i32::MAX` for any `K < 2^21`. Result: `Σ c·q − Σ q`. `K % 128 != 0` falls back to the
+//! reference.
+//!
+//! # Safety of the entry points
+//! `i2s_gemv`/`i2s_gemm` are safe `fn`s (they must fit `I2sGemvFn`) that execute `sdot`. They are
+//! `pub(crate)` and reachable only through [`super::plug`], which runs only when
+//! `CpuFeatures::dotprod()` is true (a value obtained from `detect()` or `unsafe assume`).
+
+use core::arch::aarch64::*;
+
+use super::sdot::sdot;
+use crate::aarch64::load;
+use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode, rows_of, sum_i8};
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
+use crate::reference;
+
+/// Tokens whose `Σq` are computed together.
+const TOKEN_CHUNK: usize = 64;
+
+/// dotprod [`crate::dispatch::I2sGemvFn`].
+///
+/// # Panics
+/// If `q.len() != k` or `w` is too short.
+pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemv(w, k, row0, q, out);
+    }
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    let w = rows_of(w, k, row0, out.len());
+    // SAFETY: shapes checked above (k % 128 == 0, q.len() == k, w holds out.len() rows); the
+    // dotprod feature is present because this fn is installed only by `dotprod::plug` (module doc).
+    unsafe { gemv_impl(w, k, q, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
+/// - The CPU implements the dotprod extension.
+#[target_feature(enable = "dotprod")]
+unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() >= out.len() * k / 4);
+    let qsum = sum_i8(q);
+    let rb = k / 4;
+    let mut tiles = out.chunks_exact_mut(GEMV_ROWS);
+    let mut r = 0;
+    for o in &mut tiles {
+        // SAFETY: rows r..r+4 are inside `w`; q has k elements.
+        let a = unsafe { gemv_tile::<GEMV_ROWS>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) };
+        for (oi, ai) in o.iter_mut().zip(a) {
+            *oi = ai - qsum;
+        }
+        r += GEMV_ROWS;
+    }
+    for o in tiles.into_remainder() {
+        // SAFETY: row r is inside `w`; q has k elements.
+        *o = unsafe { gemv_tile::<1>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) }[0] - qsum;
+        r += 1;
+    }
+}
+
+/// `Σ c·q` for `R` rows (byte stride `rb`) against one token.
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for `R * rb` bytes with `rb == k / 4`; `q` valid for `k` bytes.
+#[target_feature(enable = "dotprod")]
+#[inline]
+unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: usize) -> [i32; R] {
+    let nb = k / BLOCK;
+    let mut acc = [vdupq_n_s32(0); R];
+    for b in 0..nb {
+        // SAFETY: b < nb, so 128b + 16i + 16 <= k for i < 8.
+        let qv: [int8x16_t; 8] =
+            core::array::from_fn(|i| unsafe { load::s8x16(q.wrapping_add(b * BLOCK + 16 * i)) });
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: r*rb + 32b + 32 <= R*rb.
+            let lo = decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES)) });
+            // SAFETY: as above, second half of the block.
+            let hi = decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES + 16)) });
+            for g in 0..4 {
+                *a = sdot(*a, lo[g], qv[2 * g]);
+                *a = sdot(*a, hi[g], qv[2 * g + 1]);
+            }
+        }
+    }
+    acc.map(|a| vaddvq_s32(a))
+}
+
+/// dotprod [`crate::dispatch::I2sGemmFn`].
+///
+/// # Panics
+/// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
+pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemm(w, k, row0, q, n, out);
+    }
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    if n == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    let w = rows_of(w, k, row0, out.len() / n);
+    // SAFETY: shapes checked above; dotprod present because only `dotprod::plug` installs this.
+    unsafe { gemm_impl(w, k, q, n, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `n > 0`, `q.len() == n * k`, `out.len() % n == 0`,
+///   `w.len() >= out.len() / n * k / 4`.
+/// - The CPU implements the dotprod extension.
+#[target_feature(enable = "dotprod")]
+unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
+    let rows = out.len() / n;
+    let rb = k / 4;
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
+        let mut sq = [0i32; TOKEN_CHUNK];
+        for (t, s) in sq[..tn].iter_mut().enumerate() {
+            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
+        }
+        for r in 0..rows {
+            let wr = w[r * rb..].as_ptr();
+            let o = &mut out[r * n + t0..r * n + t0 + tn];
+            let mut t = 0;
+            while t + GEMM_TOKENS <= tn {
+                // SAFETY: row r is inside `w`; tokens t0+t..t0+t+4 are inside `q`.
+                let a = unsafe { gemm_tile::<GEMM_TOKENS>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                for j in 0..GEMM_TOKENS {
+                    o[t + j] = a[j] - sq[t + j];
+                }
+                t += GEMM_TOKENS;
+            }
+            while t < tn {
+                // SAFETY: row r is inside `w`; token t0+t is inside `q`.
+                let a = unsafe { gemm_tile::<1>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                o[t] = a[0] - sq[t];
+                t += 1;
+            }
+        }
+        t0 += tn;
+    }
+}
+
+/// `Σ c·q` for one row against `T` consecutive tokens (stride `k`).
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for `k / 4` bytes; `q` valid for `T * k` bytes.
+#[target_feature(enable = "dotprod")]
+#[inline]
+unsafe fn gemm_tile<const T: usize>(w: *const u8, q: *const i8, k: usize) -> [i32; T] {
+    let nb = k / BLOCK;
+    let mut acc = [vdupq_n_s32(0); T];
+    for b in 0..nb {
+        // SAFETY: 32b + 32 <= k/4 because b < nb.
+        let lo = decode(unsafe { load::u8x16(w.wrapping_add(b * BLOCK_BYTES)) });
+        // SAFETY: as above, second half of the block.
+        let hi = decode(unsafe { load::u8x16(w.wrapping_add(b * BLOCK_BYTES + 16)) });
+        for (t, a) in acc.iter_mut().enumerate() {
+            let qb = t * k + b * BLOCK;
+            for g in 0..4 {
+                // SAFETY: qb + 32g + 32 <= (t+1)*k <= T*k.
+                let q0 = unsafe { load::s8x16(q.wrapping_add(qb + 32 * g)) };
+                // SAFETY: as above.
+                let q1 = unsafe { load::s8x16(q.wrapping_add(qb + 32 * g + 16)) };
+                *a = sdot(*a, lo[g], q0);
+                *a = sdot(*a, hi[g], q1);
+            }
+        }
+    }
+    acc.map(|a| vaddvq_s32(a))
+}

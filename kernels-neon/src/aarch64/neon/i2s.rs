@@ -1,0 +1,251 @@
+//! NEON I2_S GEMV and GEMM over the published 128/32 layout, bit-exact with
+//! [`crate::reference::i2s_gemv`] / [`crate::reference::i2s_gemm`].
+//!
+//! Orientation: NEON twins of `reference::i2s_gemv` and `reference::i2s_gemm`.
+//!
+//! Per 128-weight block the 32 bytes are two `uint8x16_t`; sub-group `g` (weights
+//! `128b + 32g + p`) is `(byte >> (6 − 2g)) & 3`, i.e. the code `c ∈ {0, 1, 2}`. The activations
+//! of sub-group `g`, half `h` are the 16 bytes at `q[128b + 32g + 16h]`, so codes and
+//! activations line up lane by lane with no shuffles. We accumulate `Σ c·q` with `smlal`/`smlal2`
+//! (i8 × i8 → i16) into i16 lanes, widen with `sadalp` every [`WIDEN_BLOCKS`] blocks, and return
+//! `Σ c·q − Σ q = Σ (c − 1)·q` (bitnet.cpp's formulation). Kernels need `K % 128 == 0` (every
+//! published shape); other `K` fall back to the reference.
+//!
+//! Codes are assumed valid (0..=2, as every writer emits). A code 3 gives a wrong value, never
+//! undefined behaviour (SIMD integer lanes wrap).
+
+use core::arch::aarch64::*;
+
+use crate::aarch64::load;
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
+use crate::reference;
+
+/// Rows per GEMV tile (they share the activation loads).
+pub(crate) const GEMV_ROWS: usize = 4;
+/// Tokens per GEMM tile (they share the decoded weights).
+pub(crate) const GEMM_TOKENS: usize = 4;
+/// Tokens whose `Σq` are computed together (a stack array of this many i32).
+const TOKEN_CHUNK: usize = 64;
+
+/// Products added into one i16 lane per block: 8 (sub-group, half) pairs × 2 (`smlal` on the low
+/// half, `smlal2` on the high half).
+const TERMS_PER_BLOCK: usize = 16;
+/// Largest `|c · q|`: code 2 times q = −128.
+const MAX_ABS_PRODUCT: usize = 2 * 128;
+/// Blocks accumulated in i16 before widening to i32.
+const WIDEN_BLOCKS: usize = 7;
+/// Products per i16 lane between widenings.
+const MAX_TERMS: usize = TERMS_PER_BLOCK * WIDEN_BLOCKS;
+// The i16 accumulators can never overflow (bitnet.cpp's non-dotprod path can).
+const _: () = assert!(MAX_TERMS * MAX_ABS_PRODUCT <= i16::MAX as usize);
+
+/// The four sub-group codes (0..=3) of 16 packed bytes: `[b >> 6, b >> 4 & 3, b >> 2 & 3, b & 3]`.
+#[target_feature(enable = "neon")]
+#[inline]
+pub(crate) fn decode(b: uint8x16_t) -> [int8x16_t; 4] {
+    let m = vdupq_n_u8(3);
+    [
+        vreinterpretq_s8_u8(vshrq_n_u8(b, 6)),
+        vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(b, 4), m)),
+        vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(b, 2), m)),
+        vreinterpretq_s8_u8(vandq_u8(b, m)),
+    ]
+}
+
+/// `acc += c · q` lane-wise over 16 products (two `smlal`).
+#[target_feature(enable = "neon")]
+#[inline]
+fn mla16(acc: int16x8_t, c: int8x16_t, q: int8x16_t) -> int16x8_t {
+    vmlal_high_s8(vmlal_s8(acc, vget_low_s8(c), vget_low_s8(q)), c, q)
+}
+
+/// `Σ q` (i32).
+#[inline]
+pub(crate) fn sum_i8(q: &[i8]) -> i32 {
+    q.iter().map(|&v| v as i32).sum()
+}
+
+/// Checks the shape and returns the packed bytes of rows `row0 .. row0 + rows`.
+///
+/// # Panics
+/// If `w` is too short.
+#[inline]
+pub(crate) fn rows_of(w: &[u8], k: usize, row0: usize, rows: usize) -> &[u8] {
+    let rb = k / 4;
+    match row0.checked_add(rows).and_then(|r| r.checked_mul(rb)) {
+        Some(end) if end <= w.len() => &w[row0 * rb..end],
+        _ => panic!("i2s: weights too short for the requested rows"),
+    }
+}
+
+/// NEON [`crate::dispatch::I2sGemvFn`].
+///
+/// # Panics
+/// If `q.len() != k` or `w` is too short.
+pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemv(w, k, row0, q, out);
+    }
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    let w = rows_of(w, k, row0, out.len());
+    // SAFETY: k % 128 == 0, q.len() == k and w.len() == out.len() * k / 4 (checked above);
+    // NEON is baseline for this module (cfg).
+    unsafe { gemv_impl(w, k, q, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
+#[target_feature(enable = "neon")]
+unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() >= out.len() * k / 4);
+    let qsum = sum_i8(q);
+    let rb = k / 4;
+    let mut tiles = out.chunks_exact_mut(GEMV_ROWS);
+    let mut r = 0;
+    for o in &mut tiles {
+        // SAFETY: rows r..r+4 are inside `w` (r + 4 <= out.len()); q has k elements.
+        let a = unsafe { gemv_tile::<GEMV_ROWS>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) };
+        for (oi, ai) in o.iter_mut().zip(a) {
+            *oi = ai - qsum;
+        }
+        r += GEMV_ROWS;
+    }
+    for o in tiles.into_remainder() {
+        // SAFETY: row r is inside `w` (r < out.len()); q has k elements.
+        *o = unsafe { gemv_tile::<1>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) }[0] - qsum;
+        r += 1;
+    }
+}
+
+/// `Σ c·q` for `R` rows (byte stride `rb`) against one token.
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for reads of `R * rb` bytes with `rb == k / 4`; `q` valid for `k`.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: usize) -> [i32; R] {
+    let nb = k / BLOCK;
+    let mut acc32 = [vdupq_n_s32(0); R];
+    let mut b = 0;
+    while b < nb {
+        let end = if nb - b > WIDEN_BLOCKS { b + WIDEN_BLOCKS } else { nb };
+        let mut acc16 = [vdupq_n_s16(0); R];
+        while b < end {
+            // SAFETY: b < nb, so 128b + 16i + 16 <= k for i < 8.
+            let qv: [int8x16_t; 8] = core::array::from_fn(|i| unsafe {
+                load::s8x16(q.wrapping_add(b * BLOCK + 16 * i))
+            });
+            for (r, a) in acc16.iter_mut().enumerate() {
+                // SAFETY: r*rb + 32b + 32 <= R*rb (b < nb = rb/32).
+                let lo = decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES)) });
+                // SAFETY: as above, the second 16 bytes of the block.
+                let hi =
+                    decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES + 16)) });
+                for g in 0..4 {
+                    *a = mla16(*a, lo[g], qv[2 * g]);
+                    *a = mla16(*a, hi[g], qv[2 * g + 1]);
+                }
+            }
+            b += 1;
+        }
+        for (a32, a16) in acc32.iter_mut().zip(acc16) {
+            *a32 = vpadalq_s16(*a32, a16);
+        }
+    }
+    acc32.map(|a| vaddvq_s32(a))
+}
+
+/// NEON [`crate::dispatch::I2sGemmFn`].
+///
+/// # Panics
+/// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
+pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemm(w, k, row0, q, n, out);
+    }
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    if n == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    let w = rows_of(w, k, row0, out.len() / n);
+    // SAFETY: k % 128 == 0, q.len() == n*k, out.len() % n == 0, w holds out.len()/n rows
+    // (checked above); NEON is baseline for this module (cfg).
+    unsafe { gemm_impl(w, k, q, n, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `n > 0`, `q.len() == n * k`, `out.len() % n == 0`,
+///   `w.len() >= out.len() / n * k / 4`.
+#[target_feature(enable = "neon")]
+unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
+    let rows = out.len() / n;
+    let rb = k / 4;
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
+        let mut sq = [0i32; TOKEN_CHUNK];
+        for (t, s) in sq[..tn].iter_mut().enumerate() {
+            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
+        }
+        for r in 0..rows {
+            let wr = w[r * rb..].as_ptr();
+            let o = &mut out[r * n + t0..r * n + t0 + tn];
+            let mut t = 0;
+            while t + GEMM_TOKENS <= tn {
+                // SAFETY: row r is inside `w`; tokens t0+t..t0+t+4 are inside `q`.
+                let a = unsafe { gemm_tile::<GEMM_TOKENS>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                for j in 0..GEMM_TOKENS {
+                    o[t + j] = a[j] - sq[t + j];
+                }
+                t += GEMM_TOKENS;
+            }
+            while t < tn {
+                // SAFETY: row r is inside `w`; token t0+t is inside `q`.
+                let a = unsafe { gemm_tile::<1>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                o[t] = a[0] - sq[t];
+                t += 1;
+            }
+        }
+        t0 += tn;
+    }
+}
+
+/// `Σ c·q` for one row against `T` consecutive tokens (stride `k`).
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for `k / 4` bytes; `q` valid for `T * k` bytes.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn gemm_tile<const T: usize>(w: *const u8, q: *const i8, k: usize) -> [i32; T] {
+    let nb = k / BLOCK;
+    let mut acc32 = [vdupq_n_s32(0); T];
+    let mut b = 0;
+    while b < nb {
+        let end = if nb - b > WIDEN_BLOCKS { b + WIDEN_BLOCKS } else { nb };
+        let mut acc16 = [vdupq_n_s16(0); T];
+        while b < end {
+            // SAFETY: 32b + 32 <= k/4 because b < nb.
+            let lo = decode(unsafe { load::u8x16(w.wrapping_add(b * BLOCK_BYTES)) });
+            // SAFETY: as above, second half of the block.
+            let hi = decode(unsafe { load::u8x16(w.wrapping_add(b * BLOCK_BYTES + 16)) });
+            for (t, a) in acc16.iter_mut().enumerate() {
+                let qb = t * k + b * BLOCK;
+                for g in 0..4 {
+                    // SAFETY: qb + 32g + 32 <= t*k + k <= T*k.
+                    let q0 = unsafe { load::s8x16(q.wrapping_add(qb + 32 * g)) };
+                    // SAFETY: as above.
+                    let q1 = unsafe { load::s8x16(q.wrapping_add(qb + 32 * g + 16)) };
+                    *a = mla16(*a, lo[g], q0);
+                    *a = mla16(*a, hi[g], q1);
+                }
+            }
+            b += 1;
+        }
+        for (a32, a16) in acc32.iter_mut().zip(acc16) {
+            *a32 = vpadalq_s16(*a32, a16);
+        }
+    }
+    acc32.map(|a| vaddvq_s32(a))
+}

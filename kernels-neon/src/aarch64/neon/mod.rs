@@ -1,0 +1,27 @@
+//! ARMv8.0 NEON tier (Pi 3 / Zero 2 W: Cortex-A53; Pi 4: Cortex-A72).
+//!
+//! Orientation: implements [`crate::reference::i2s_gemv`], [`crate::reference::i2s_gemm`],
+//! [`crate::reference::act_quant_i8`] and [`crate::reference::f16_gemv`] with the same results
+//! (integers bit-exact, f32 in the same order, so bit-identical too).
+//!
+//! NEON is a baseline feature of every aarch64 target this module is compiled for
+//! (`cfg(target_feature = "neon")`), so its kernels need no run-time detection.
+
+mod act_quant;
+mod f16;
+pub(crate) mod i2s;
+pub mod tl1;
+
+use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
+
+/// Name of the NEON I2_S GEMV kernel.
+pub(crate) const NAME: &str = "neon_i2s_gemv_4x1";
+
+/// Installs the NEON kernels into `k`.
+pub(crate) fn plug(k: &mut KernelSet) {
+    k.i2s_gemv = i2s::i2s_gemv;
+    k.i2s_gemm = i2s::i2s_gemm;
+    k.act_quant = act_quant::act_quant_i8;
+    k.f16_gemv = f16::f16_gemv;
+    k.info = KernelInfo { tier: Tier::Neon, name: NAME, quality: Quality::Simd };
+}

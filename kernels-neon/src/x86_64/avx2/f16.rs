@@ -1,0 +1,92 @@
+//! AVX2/F16C f16 GEMV (the tied LM head), bit-identical with [`crate::reference::f16_gemv`].
+//!
+//! Orientation: AVX2 twin of `reference::f16_gemv`.
+//!
+//! Two `__m256` hold the reference's 16 lanes (lane `j` sums `k ≡ j mod 16` in increasing `k`);
+//! each product is rounded (`vmulps`) before the add (`vaddps`), never fused. `vcvtph2ps` is an
+//! exact f16 → f32 conversion. The `K % 16` tail and the lane tree run the reference's own scalar
+//! code on the spilled lanes.
+
+use core::arch::x86_64::*;
+
+use crate::reference::{F16_LANES, f16_to_f32, reduce_lanes};
+
+/// Rows per tile (they share the `x` loads).
+const ROWS: usize = 4;
+
+/// AVX2 [`crate::dispatch::F16GemvFn`].
+///
+/// # Panics
+/// If `x.len() != k` or `w` is too short for the rows `row0 .. row0 + out.len()`.
+pub(crate) fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), k, "f16_gemv: x.len() != k");
+    let end = row0.checked_add(out.len()).and_then(|r| r.checked_mul(k));
+    let end = match end {
+        Some(e) if e <= w.len() => e,
+        _ => panic!("f16_gemv: weights too short"),
+    };
+    let w = &w[row0 * k..end];
+    // SAFETY: `w.len() == out.len() * k`, `x.len() == k` (checked above); AVX2/F16C present
+    // because only `avx2::plug` installs this fn.
+    unsafe { f16_gemv_impl(w, k, x, out) }
+}
+
+/// # Safety
+/// - `x.len() == k` and `w.len() >= out.len() * k`.
+/// - The CPU implements AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_gemv_impl(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
+    debug_assert!(x.len() == k && w.len() >= out.len() * k);
+    let mut tiles = out.chunks_exact_mut(ROWS);
+    let mut r = 0;
+    for o in &mut tiles {
+        // SAFETY: rows r..r+4 lie inside `w`.
+        o.copy_from_slice(&unsafe { tile::<ROWS>(&w[r * k..], k, x) });
+        r += ROWS;
+    }
+    for o in tiles.into_remainder() {
+        // SAFETY: row r lies inside `w`.
+        *o = unsafe { tile::<1>(&w[r * k..], k, x) }[0];
+        r += 1;
+    }
+}
+
+/// Dot products of `R` consecutive rows (stride `k`) with `x`.
+///
+/// # Safety
+/// - `x.len() == k` and `w.len() >= R * k`.
+/// - The CPU implements AVX2 and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
+    debug_assert!(x.len() == k && w.len() >= R * k);
+    let k16 = k - k % F16_LANES;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    let mut c = 0;
+    while c < k16 {
+        // SAFETY: c + 16 <= k16 <= x.len().
+        let xv = [0usize, 8].map(|o| unsafe { _mm256_loadu_ps(xp.wrapping_add(c + o)) });
+        for (r, ar) in acc.iter_mut().enumerate() {
+            for h in 0..2 {
+                // SAFETY: r*k + c + 8h + 8 <= R*k <= w.len(); 16 bytes read.
+                let hv = unsafe { _mm_loadu_si128(wp.wrapping_add(r * k + c + 8 * h).cast()) };
+                ar[h] = _mm256_add_ps(ar[h], _mm256_mul_ps(_mm256_cvtph_ps(hv), xv[h]));
+            }
+        }
+        c += F16_LANES;
+    }
+    let mut res = [0.0f32; R];
+    for (r, ar) in acc.iter().enumerate() {
+        let mut lanes = [0.0f32; F16_LANES];
+        // SAFETY: `lanes[0..8]` is 8 writable f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), ar[0]) };
+        // SAFETY: `lanes[8..16]` is 8 writable f32.
+        unsafe { _mm256_storeu_ps(lanes[8..].as_mut_ptr(), ar[1]) };
+        for kk in k16..k {
+            lanes[kk % F16_LANES] += f16_to_f32(w[r * k + kk]) * x[kk];
+        }
+        res[r] = reduce_lanes(lanes);
+    }
+    res
+}

@@ -1,0 +1,256 @@
+//! AVX2 I2_S GEMV and GEMM over the published 128/32 layout, bit-exact with
+//! [`crate::reference::i2s_gemv`] / [`crate::reference::i2s_gemm`].
+//!
+//! Orientation: AVX2 twins of `reference::i2s_gemv` and `reference::i2s_gemm`.
+//!
+//! A 128-weight block is one 32-byte vector; sub-group `g` is `(bytes >> (6 − 2g)) & 3` (16-bit
+//! shifts, then a byte mask), the codes `c ∈ {0, 1, 2}`, lined up with the 32 activations at
+//! `q[128b + 32g]`. `vpmaddubsw(c as u8, q as i8)` sums adjacent pairs of products into i16:
+//! `|c·q + c·q| ≤ 2·256 = 512`, so it never saturates. The four sub-groups' pair sums are added in
+//! i16 and accumulated for up to [`WIDEN_BLOCKS`] blocks (bound proved below), then widened with
+//! `vpmaddwd(·, 1)` into i32. The result is `Σ c·q − Σ q`. `K % 128 != 0` falls back to the
+//! reference. Codes are assumed valid (a code 3 gives a wrong value, never UB).
+
+use core::arch::x86_64::*;
+
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
+use crate::reference;
+
+/// Rows per GEMV tile (they share the activation loads).
+const GEMV_ROWS: usize = 4;
+/// Tokens per GEMM tile (they share the decoded weights).
+const GEMM_TOKENS: usize = 4;
+/// Tokens whose `Σq` are computed together (a stack array of this many i32).
+const TOKEN_CHUNK: usize = 64;
+
+/// Products added into one i16 lane per block: 4 sub-groups × 2 (the `vpmaddubsw` pair).
+const TERMS_PER_BLOCK: usize = 8;
+/// Largest `|c · q|`: code 2 times q = −128.
+const MAX_ABS_PRODUCT: usize = 2 * 128;
+/// Blocks accumulated in i16 before widening to i32.
+const WIDEN_BLOCKS: usize = 15;
+/// Products per i16 lane between widenings.
+const MAX_TERMS: usize = TERMS_PER_BLOCK * WIDEN_BLOCKS;
+// The i16 accumulators can never overflow (bitnet.cpp's AVX2 path wraps over 32 blocks).
+const _: () = assert!(MAX_TERMS * MAX_ABS_PRODUCT <= i16::MAX as usize);
+
+/// Loads 32 bytes (no alignment needed).
+///
+/// # Safety
+/// - `p` must be valid for reads of 32 bytes.
+#[inline(always)]
+unsafe fn load32<T>(p: *const T) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// The four sub-group codes of a 32-byte block.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn decode(w: __m256i) -> [__m256i; 4] {
+    let m = _mm256_set1_epi8(3);
+    [
+        _mm256_and_si256(_mm256_srli_epi16(w, 6), m),
+        _mm256_and_si256(_mm256_srli_epi16(w, 4), m),
+        _mm256_and_si256(_mm256_srli_epi16(w, 2), m),
+        _mm256_and_si256(w, m),
+    ]
+}
+
+/// Sum of one block's products, as i16 pair sums: `Σ_g maddubs(c_g, q_g)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn block_dot(c: &[__m256i; 4], q: &[__m256i; 4]) -> __m256i {
+    _mm256_add_epi16(
+        _mm256_add_epi16(_mm256_maddubs_epi16(c[0], q[0]), _mm256_maddubs_epi16(c[1], q[1])),
+        _mm256_add_epi16(_mm256_maddubs_epi16(c[2], q[2]), _mm256_maddubs_epi16(c[3], q[3])),
+    )
+}
+
+/// Horizontal sum of eight i32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
+}
+
+/// `Σ q` (i32).
+#[inline]
+fn sum_i8(q: &[i8]) -> i32 {
+    q.iter().map(|&v| v as i32).sum()
+}
+
+/// Checks the shape and returns the packed bytes of rows `row0 .. row0 + rows`.
+fn rows_of(w: &[u8], k: usize, row0: usize, rows: usize) -> &[u8] {
+    let rb = k / 4;
+    match row0.checked_add(rows).and_then(|r| r.checked_mul(rb)) {
+        Some(end) if end <= w.len() => &w[row0 * rb..end],
+        _ => panic!("i2s: weights too short for the requested rows"),
+    }
+}
+
+/// AVX2 [`crate::dispatch::I2sGemvFn`].
+///
+/// # Panics
+/// If `q.len() != k` or `w` is too short.
+pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemv(w, k, row0, q, out);
+    }
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    let w = rows_of(w, k, row0, out.len());
+    // SAFETY: shapes checked above; AVX2/FMA/F16C present because only `avx2::plug` installs
+    // this fn (module doc).
+    unsafe { gemv_impl(w, k, q, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
+/// - The CPU implements AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() >= out.len() * k / 4);
+    let qsum = sum_i8(q);
+    let rb = k / 4;
+    let mut tiles = out.chunks_exact_mut(GEMV_ROWS);
+    let mut r = 0;
+    for o in &mut tiles {
+        // SAFETY: rows r..r+4 are inside `w`; q has k elements.
+        let a = unsafe { gemv_tile::<GEMV_ROWS>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) };
+        for (oi, ai) in o.iter_mut().zip(a) {
+            *oi = ai - qsum;
+        }
+        r += GEMV_ROWS;
+    }
+    for o in tiles.into_remainder() {
+        // SAFETY: row r is inside `w`; q has k elements.
+        *o = unsafe { gemv_tile::<1>(w[r * rb..].as_ptr(), rb, q.as_ptr(), k) }[0] - qsum;
+        r += 1;
+    }
+}
+
+/// `Σ c·q` for `R` rows (byte stride `rb`) against one token.
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for `R * rb` bytes with `rb == k / 4`; `q` valid for `k` bytes.
+/// - The CPU implements AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: usize) -> [i32; R] {
+    let nb = k / BLOCK;
+    let mut acc32 = [_mm256_setzero_si256(); R];
+    let mut b = 0;
+    while b < nb {
+        let end = if nb - b > WIDEN_BLOCKS { b + WIDEN_BLOCKS } else { nb };
+        let mut acc16 = [_mm256_setzero_si256(); R];
+        while b < end {
+            // SAFETY: b < nb, so 128b + 32g + 32 <= k.
+            let qv =
+                [0usize, 1, 2, 3].map(|g| unsafe { load32(q.wrapping_add(b * BLOCK + 32 * g)) });
+            for (r, a) in acc16.iter_mut().enumerate() {
+                // SAFETY: r*rb + 32b + 32 <= R*rb (b < nb = rb/32).
+                let c = decode(unsafe { load32(w.wrapping_add(r * rb + b * BLOCK_BYTES)) });
+                *a = _mm256_add_epi16(*a, block_dot(&c, &qv));
+            }
+            b += 1;
+        }
+        let ones = _mm256_set1_epi16(1);
+        for (a32, a16) in acc32.iter_mut().zip(acc16) {
+            *a32 = _mm256_add_epi32(*a32, _mm256_madd_epi16(a16, ones));
+        }
+    }
+    acc32.map(|a| hsum(a))
+}
+
+/// AVX2 [`crate::dispatch::I2sGemmFn`].
+///
+/// # Panics
+/// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
+pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return reference::i2s_gemm(w, k, row0, q, n, out);
+    }
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    if n == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    let w = rows_of(w, k, row0, out.len() / n);
+    // SAFETY: shapes checked above; AVX2 present because only `avx2::plug` installs this fn.
+    unsafe { gemm_impl(w, k, q, n, out) }
+}
+
+/// # Safety
+/// - `k % 128 == 0`, `n > 0`, `q.len() == n * k`, `out.len() % n == 0`,
+///   `w.len() >= out.len() / n * k / 4`.
+/// - The CPU implements AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
+    let rows = out.len() / n;
+    let rb = k / 4;
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
+        let mut sq = [0i32; TOKEN_CHUNK];
+        for (t, s) in sq[..tn].iter_mut().enumerate() {
+            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
+        }
+        for r in 0..rows {
+            let wr = w[r * rb..].as_ptr();
+            let o = &mut out[r * n + t0..r * n + t0 + tn];
+            let mut t = 0;
+            while t + GEMM_TOKENS <= tn {
+                // SAFETY: row r is inside `w`; tokens t0+t..t0+t+4 are inside `q`.
+                let a = unsafe { gemm_tile::<GEMM_TOKENS>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                for j in 0..GEMM_TOKENS {
+                    o[t + j] = a[j] - sq[t + j];
+                }
+                t += GEMM_TOKENS;
+            }
+            while t < tn {
+                // SAFETY: row r is inside `w`; token t0+t is inside `q`.
+                let a = unsafe { gemm_tile::<1>(wr, q[(t0 + t) * k..].as_ptr(), k) };
+                o[t] = a[0] - sq[t];
+                t += 1;
+            }
+        }
+        t0 += tn;
+    }
+}
+
+/// `Σ c·q` for one row against `T` consecutive tokens (stride `k`).
+///
+/// # Safety
+/// - `k % 128 == 0`; `w` valid for `k / 4` bytes; `q` valid for `T * k` bytes.
+/// - The CPU implements AVX2.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn gemm_tile<const T: usize>(w: *const u8, q: *const i8, k: usize) -> [i32; T] {
+    let nb = k / BLOCK;
+    let mut acc32 = [_mm256_setzero_si256(); T];
+    let mut b = 0;
+    while b < nb {
+        let end = if nb - b > WIDEN_BLOCKS { b + WIDEN_BLOCKS } else { nb };
+        let mut acc16 = [_mm256_setzero_si256(); T];
+        while b < end {
+            // SAFETY: 32b + 32 <= k/4 because b < nb.
+            let c = decode(unsafe { load32(w.wrapping_add(b * BLOCK_BYTES)) });
+            for (t, a) in acc16.iter_mut().enumerate() {
+                let qb = t * k + b * BLOCK;
+                // SAFETY: qb + 32g + 32 <= (t+1)*k <= T*k.
+                let qv = [0usize, 1, 2, 3].map(|g| unsafe { load32(q.wrapping_add(qb + 32 * g)) });
+                *a = _mm256_add_epi16(*a, block_dot(&c, &qv));
+            }
+            b += 1;
+        }
+        let ones = _mm256_set1_epi16(1);
+        for (a32, a16) in acc32.iter_mut().zip(acc16) {
+            *a32 = _mm256_add_epi32(*a32, _mm256_madd_epi16(a16, ones));
+        }
+    }
+    acc32.map(|a| hsum(a))
+}
