@@ -154,6 +154,15 @@ pub struct BenchRecord {
     pub invalid_reason: Option<String>,
     /// Energy, measured or with reasons why not.
     pub energy: Energy,
+    /// Streaming-read memory bandwidth measured in the same run with the same thread count, GB/s
+    /// (`tern bench --bandwidth`; `null` when not measured).
+    #[serde(default)]
+    pub bandwidth_gbps: Option<f64>,
+    /// Generation tests: `effective_gbps / bandwidth_gbps`, the fraction of the memory-bandwidth
+    /// ceiling (`bandwidth / bytes_per_token` tok/s) that decode reached. `null` for prompt tests
+    /// and when the bandwidth was not measured.
+    #[serde(default)]
+    pub bandwidth_fraction: Option<f64>,
 }
 
 impl BenchRecord {
@@ -196,6 +205,8 @@ impl BenchRecord {
             valid: true,
             invalid_reason: None,
             energy: Energy::unavailable(Vec::new()),
+            bandwidth_gbps: None,
+            bandwidth_fraction: None,
         }
     }
 
@@ -203,6 +214,15 @@ impl BenchRecord {
     pub fn set_bytes_per_token(&mut self, bytes: u64) {
         self.bytes_per_token = bytes;
         self.effective_gbps = bytes as f64 * self.tok_s_mean / 1e9;
+    }
+
+    /// Sets `bandwidth_gbps` and, for a generation test (`n_gen > 0`, `n_prompt == 0`), the
+    /// fraction of that bandwidth decode reached (`effective_gbps / gbps`). Call after
+    /// [`BenchRecord::set_bytes_per_token`].
+    pub fn set_bandwidth(&mut self, gbps: f64) {
+        self.bandwidth_gbps = Some(gbps);
+        self.bandwidth_fraction = (self.n_gen > 0 && self.n_prompt == 0 && gbps > 0.0)
+            .then(|| self.effective_gbps / gbps);
     }
 
     /// Copies board, CPU, governor, frequency, temperature and throttle state. A throttle
@@ -289,5 +309,24 @@ mod tests {
         let (m, sd) = mean_sd(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]);
         assert!((m - 5.0).abs() < 1e-12);
         assert!((sd - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bandwidth_fraction_only_for_generation() {
+        let mut tg = BenchRecord::new("tg128", 0, 128, 4, "neon", &[8.0]);
+        tg.set_bytes_per_token(1_000_000_000);
+        tg.set_bandwidth(10.0);
+        assert_eq!((tg.bandwidth_gbps, tg.bandwidth_fraction), (Some(10.0), Some(0.8)));
+        let mut pp = BenchRecord::new("pp128", 128, 0, 4, "neon", &[50.0]);
+        pp.set_bytes_per_token(1_000_000);
+        pp.set_bandwidth(10.0);
+        assert_eq!((pp.bandwidth_gbps, pp.bandwidth_fraction), (Some(10.0), None));
+        // Lines written before these keys existed still parse.
+        let mut v: serde_json::Value = serde_json::from_str(&tg.to_json_line()).expect("json");
+        let o = v.as_object_mut().expect("object");
+        o.remove("bandwidth_gbps");
+        o.remove("bandwidth_fraction");
+        let old: BenchRecord = serde_json::from_value(v).expect("old line");
+        assert_eq!(old.bandwidth_gbps, None);
     }
 }

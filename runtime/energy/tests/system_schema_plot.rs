@@ -158,6 +158,8 @@ const KEYS: &[&str] = &[
     "valid",
     "invalid_reason",
     "energy",
+    "bandwidth_gbps",
+    "bandwidth_fraction",
 ];
 const ENERGY_KEYS: &[&str] = &[
     "method",

@@ -1,10 +1,12 @@
 //! `tern`: run BitNet b1.58 models on Raspberry Pi-class boards (and any host).
 //!
-//! Subcommands: `info`, `run`, `chat`, `tokenize`, `eval` (see `tern --help`). Errors are one
-//! line on stderr and a non-zero exit code.
+//! Subcommands: `info`, `run`, `chat`, `serve`, `tokenize`, `eval` (see `tern --help`). Errors
+//! are one line on stderr and a non-zero exit code.
 
+mod bench;
 mod load;
 mod pool;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -29,10 +31,14 @@ enum Cmd {
     Run(RunArgs),
     /// Interactive multi-turn chat on stdin/stdout (/reset, /quit).
     Chat(ChatArgs),
+    /// The chat on a serial line (or --stdio): line editing, Ctrl-C, /commands, JSON mode.
+    Serve(ServeArgs),
     /// Print the token ids of a text as JSON.
     Tokenize(TokenizeArgs),
     /// Run token ids and report (or dump) the logits of every position.
     Eval(EvalArgs),
+    /// Benchmark: llama-bench pp/tg tok/s, TTFT, memory, GB/s, measured energy (JSON with --json).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -131,6 +137,33 @@ struct ChatArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("line").required(true).args(["serial", "stdio"])))]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    sample: SampleArgs,
+    /// Serial device: /dev/ttyAMA0, /dev/serial0, /dev/ttyGS0 (USB gadget), /dev/ttyUSB0, ...
+    #[arg(long = "serial", value_name = "DEV")]
+    serial: Option<PathBuf>,
+    /// Line speed (8N1, no flow control).
+    #[arg(long = "baud", default_value_t = 115_200, conflicts_with = "stdio")]
+    baud: u32,
+    /// Serve stdin/stdout instead (SSH, pipes, tests).
+    #[arg(long = "stdio")]
+    stdio: bool,
+    /// Machine mode: one JSON object per line each way, no echo.
+    #[arg(long = "machine", alias = "json")]
+    machine: bool,
+    /// System prompt.
+    #[arg(long = "system")]
+    system: Option<String>,
+    /// When the context is full, drop the oldest turns instead of refusing the prompt.
+    #[arg(long = "keep-going")]
+    keep_going: bool,
+}
+
+#[derive(Args)]
 struct TokenizeArgs {
     /// GGUF model file.
     #[arg(short = 'm', long = "model")]
@@ -184,8 +217,10 @@ fn main() {
         Cmd::Info(a) => cmd_info(&a),
         Cmd::Run(a) => cmd_run(&a),
         Cmd::Chat(a) => cmd_chat(&a),
+        Cmd::Serve(a) => serve::cmd_serve(&a),
         Cmd::Tokenize(a) => cmd_tokenize(&a),
         Cmd::Eval(a) => cmd_eval(&a),
+        Cmd::Bench(a) => bench::cmd_bench(&a),
     };
     if let Err(e) = r {
         let _ = std::io::stdout().flush();

@@ -1,0 +1,712 @@
+//! `tern bench`: llama-bench's pp/tg protocol, plus what nobody publishes (DESIGN §9).
+//!
+//! Per thread count (`-t 1,2,4`), after one short warm-up:
+//! - `ppN`: N prompt tokens (BOS, then fixed pseudo-random ids) evaluated in `-b` chunks through
+//!   the GEMM path, logits for the last token only; tok/s = N ÷ wall time.
+//! - `tgM`: M decode steps one token at a time from an empty context: BOS first, then the argmax
+//!   of each step's logits fed back; tok/s = M ÷ wall time.
+//! - TTFT (on the `tg` record): the prompt of N tokens plus the first decode step (the prompt's
+//!   argmax fed back), measured in its own repetitions outside the energy windows.
+//!
+//! Each test runs `-r` times; records carry mean ± sd tok/s, ms/token, peak RSS (`VmHWM`), arena
+//! bytes, weight bytes per token and the effective GB/s, the kernel tier and the system state
+//! read after the test (`tern_energy::SystemState`; a throttled Pi marks the record invalid).
+//!
+//! **Correctness gate.** Before timing, the chosen kernels and [`KernelSet::REFERENCE`] run the
+//! same few tokens (BOS + ids, batched and one at a time); every tier is bit-exact by design, so
+//! the logits must be identical bit for bit. A mismatch marks every record invalid.
+//!
+//! **Energy** is measured or not reported (`tern_energy`): one probe, an idle baseline over
+//! `--idle-secs`, and a sampler window around all repetitions of each test.
+//!
+//! **`--bandwidth`** adds a streaming-read benchmark with the same threads (sum a buffer far
+//! larger than the last-level cache, best of a few passes) and, for `tg`, the fraction of the
+//! memory-bound ceiling (bandwidth ÷ bytes per token) that decode reached. It runs after the
+//! model tests so its buffer does not inflate their peak RSS.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tern_energy::{
+    BenchRecord, Energy, EnergyChoice, Measurement, ProbeConfig, Sampler, SysRoot, SystemState,
+    Unavailable,
+};
+use tern_kernels::KernelSet;
+use tern_runtime::engine::{Engine, Logits};
+use tern_runtime::par::Parallel;
+use tern_runtime::sampler::argmax;
+use tern_runtime::session::SessionOptions;
+
+use crate::{load, pool::Pool};
+
+/// Arguments of `tern bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// Prompt tokens of the `pp` test (0 = no pp test).
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 128)]
+    n_prompt: usize,
+    /// Generated tokens of the `tg` test (0 = no tg test).
+    #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
+    n_gen: usize,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    reps: usize,
+    /// Thread counts, comma-separated (e.g. 1,2,4; default: all cores).
+    #[arg(short = 't', long = "threads")]
+    threads: Option<String>,
+    /// Kernel tier: reference, neon, dotprod, tl1, avx2 (may only lower the detected tier).
+    #[arg(long = "kernel")]
+    kernel: Option<String>,
+    /// Energy source: auto, none, rapl, pmic, hwmon[:NAME], meter:CMD.
+    #[arg(long = "energy", default_value = "auto")]
+    energy: String,
+    /// Seconds of idle power measured before the runs (0 = skip).
+    #[arg(long = "idle-secs", default_value_t = 2.0)]
+    idle_secs: f64,
+    /// Print one JSON object per line (schema tern-bench/1) instead of the table.
+    #[arg(long = "json")]
+    json: bool,
+    /// Also write a PNG plot of tok/s and J/token against threads.
+    #[arg(long = "plot")]
+    plot: Option<PathBuf>,
+    /// Context length (0 = just what the tests need).
+    #[arg(short = 'c', long = "ctx-size", default_value_t = 0)]
+    ctx: usize,
+    /// Prompt batch size (tokens per GEMM pass).
+    #[arg(short = 'b', long = "batch-size", default_value_t = 64)]
+    batch: usize,
+    /// Root of the sysfs/procfs tree read for energy and system state (testing).
+    #[arg(long = "sysroot")]
+    sysroot: Option<PathBuf>,
+    /// The vcgencmd program (Raspberry Pi throttling, temperature and the Pi 5 PMIC).
+    #[arg(long = "vcgencmd", default_value = "vcgencmd")]
+    vcgencmd: PathBuf,
+    /// Also measure streaming-read memory bandwidth and decode's fraction of that ceiling.
+    #[arg(long = "bandwidth")]
+    bandwidth: bool,
+}
+
+/// Positions of the correctness gate's batch (BOS + ids): the batched GEMM path over several
+/// positions, checked through the last position's logits (which depend on every earlier one).
+const GATE_POSITIONS: usize = 3;
+
+/// Above this many weight bytes per token, the gate's one-at-a-time run covers BOS only: the
+/// reference kernels take seconds per token on a 2B model, and one decode step already runs
+/// every GEMV, quantisation and LM-head kernel.
+const GATE_BIG_MODEL_BYTES: u64 = 256 << 20;
+
+/// Parses `-t 1,2,4`: thread counts ≥ 1, duplicates dropped, order kept.
+fn parse_threads(s: &str) -> Result<Vec<usize>, String> {
+    let bad = |why: &str| {
+        format!(
+            "bad -t value '{s}': {why} (expected thread counts separated by commas, e.g. 1,2,4)"
+        )
+    };
+    let mut v = Vec::new();
+    for part in s.split(',') {
+        let p = part.trim();
+        if p.is_empty() {
+            return Err(bad("empty entry"));
+        }
+        let n: usize = p.parse().map_err(|_| bad(&format!("'{p}' is not a number")))?;
+        if n == 0 || n > 1024 {
+            return Err(bad(&format!("{n} is not between 1 and 1024")));
+        }
+        if !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    Ok(v)
+}
+
+/// xorshift64*: fixed pseudo-random prompt ids (the same on every run and board).
+fn prompt_ids(n: usize, bos: u32, n_tok: usize) -> Vec<u32> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        if i == 0 {
+            v.push(bos);
+            continue;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32;
+        v.push((r % n_tok as u64) as u32);
+    }
+    v
+}
+
+fn eval(e: &mut Engine<'_>, ids: &[u32], which: Logits, par: &dyn Parallel) -> Result<(), String> {
+    e.eval(ids, which, par).map_err(|err| err.to_string())
+}
+
+/// The prompt in `nb`-token chunks; logits for the last token only.
+fn feed_prompt(
+    e: &mut Engine<'_>,
+    ids: &[u32],
+    nb: usize,
+    par: &dyn Parallel,
+) -> Result<(), String> {
+    let chunks = ids.len().div_ceil(nb);
+    for (i, c) in ids.chunks(nb).enumerate() {
+        eval(e, c, if i + 1 == chunks { Logits::Last } else { Logits::None }, par)?;
+    }
+    Ok(())
+}
+
+fn next_token(e: &Engine<'_>) -> u32 {
+    argmax(e.last_logits()) as u32
+}
+
+/// One `pp` repetition: seconds for the prompt.
+fn run_pp(e: &mut Engine<'_>, ids: &[u32], nb: usize, par: &dyn Parallel) -> Result<f64, String> {
+    e.reset();
+    let t0 = Instant::now();
+    feed_prompt(e, ids, nb, par)?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// One `tg` repetition: (seconds for all `n` steps, seconds of the first step).
+fn run_tg(
+    e: &mut Engine<'_>,
+    bos: u32,
+    n: usize,
+    par: &dyn Parallel,
+) -> Result<(f64, f64), String> {
+    e.reset();
+    let mut tok = bos;
+    let t0 = Instant::now();
+    let mut first = 0.0;
+    for i in 0..n {
+        eval(e, &[tok], Logits::Last, par)?;
+        tok = next_token(e);
+        if i == 0 {
+            first = t0.elapsed().as_secs_f64();
+        }
+    }
+    Ok((t0.elapsed().as_secs_f64(), first))
+}
+
+/// One TTFT repetition: the prompt, then the first decode step.
+fn run_ttft(e: &mut Engine<'_>, ids: &[u32], nb: usize, par: &dyn Parallel) -> Result<f64, String> {
+    e.reset();
+    let t0 = Instant::now();
+    feed_prompt(e, ids, nb, par)?;
+    let tok = next_token(e);
+    eval(e, &[tok], Logits::Last, par)?;
+    let _ = next_token(e);
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// With kernels `k`: the last logits of `ids` run as one batch, and the logits of the first
+/// `n_single` of `ids` run one at a time.
+fn gate_logits(
+    e: &mut Engine<'_>,
+    k: KernelSet,
+    ids: &[u32],
+    n_single: usize,
+    par: &dyn Parallel,
+) -> Result<(Vec<f32>, Vec<f32>), String> {
+    e.kernels = k;
+    e.reset();
+    eval(e, ids, Logits::Last, par)?;
+    let batched = e.last_logits().to_vec();
+    e.reset();
+    let mut single = Vec::with_capacity(n_single * batched.len());
+    for &t in &ids[..n_single] {
+        eval(e, &[t], Logits::Last, par)?;
+        single.extend_from_slice(e.last_logits());
+    }
+    e.reset();
+    Ok((batched, single))
+}
+
+/// The first difference between two logit sets, described; `None` when bit-identical.
+fn first_diff(what: &str, a: &[f32], b: &[f32], n_vocab: usize) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!("{what}: {} vs {} logits", a.len(), b.len()));
+    }
+    let n = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    let i = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits())?;
+    let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    Some(format!(
+        "{what}: {n} of {} logits differ, first at row {} id {} ({:e} vs reference {:e}), max |diff| {max:e}",
+        a.len(),
+        i / n_vocab,
+        i % n_vocab,
+        a[i],
+        b[i]
+    ))
+}
+
+/// Runs the correctness gate; `Ok(None)` when the chosen kernels match the reference bit for bit.
+fn gate(
+    e: &mut Engine<'_>,
+    ids: &[u32],
+    n_single: usize,
+    par: &dyn Parallel,
+) -> Result<Option<String>, String> {
+    let chosen = e.kernels;
+    let (rb, rs) = gate_logits(e, KernelSet::REFERENCE, ids, n_single, par)?;
+    let (cb, cs) = gate_logits(e, chosen, ids, n_single, par)?;
+    e.kernels = chosen;
+    let v = e.config.n_vocab;
+    let diffs: Vec<String> =
+        [first_diff("batched", &cb, &rb, v), first_diff("one at a time", &cs, &rs, v)]
+            .into_iter()
+            .flatten()
+            .collect();
+    Ok((!diffs.is_empty()).then(|| diffs.join("; ")))
+}
+
+/// The energy context of a run: a sampler (or the reasons there is none) and the idle baseline.
+struct EnergyCtx {
+    sampler: Option<Sampler>,
+    reasons: Vec<Unavailable>,
+    idle: Option<Measurement>,
+}
+
+impl EnergyCtx {
+    /// Runs `f` inside a sampler window; `tokens` are the tokens processed in it.
+    fn window<T>(
+        &mut self,
+        tokens: u64,
+        f: impl FnOnce() -> Result<T, String>,
+    ) -> Result<(T, Energy), String> {
+        let Some(s) = self.sampler.as_mut() else {
+            return Ok((f()?, Energy::unavailable(self.reasons.clone())));
+        };
+        if let Err(e) = s.start() {
+            return Ok((
+                f()?,
+                Energy::unavailable(vec![Unavailable::new("sampler", e.to_string())]),
+            ));
+        }
+        let r = f();
+        let stopped = s.stop();
+        let v = r?;
+        let energy = match stopped {
+            Ok(m) => Energy::measured(&m, self.idle.as_ref(), tokens),
+            Err(e) => Energy::unavailable(vec![Unavailable::new("sampler", e.to_string())]),
+        };
+        Ok((v, energy))
+    }
+}
+
+/// Streaming-read bandwidth over `buf` with `pool`'s threads: best of `passes`, GB/s.
+fn stream_read_gbps(buf: &[u64], pool: &Pool, passes: usize) -> f64 {
+    let tasks = pool.threads();
+    let sums: Vec<AtomicU64> = (0..tasks).map(|_| AtomicU64::new(0)).collect();
+    let mut best = 0.0f64;
+    for _ in 0..passes {
+        let t0 = Instant::now();
+        pool.run(tasks, &|i| {
+            let (a, b) = tern_runtime::par::split_rows(buf.len(), tasks, 64, i);
+            sums[i].store(sum_u64(&buf[a..b]), Ordering::Relaxed);
+        });
+        let dt = t0.elapsed().as_secs_f64();
+        std::hint::black_box(
+            sums.iter().map(|s| s.load(Ordering::Relaxed)).fold(0u64, u64::wrapping_add),
+        );
+        best = best.max(std::mem::size_of_val(buf) as f64 / dt.max(1e-9) / 1e9);
+    }
+    best
+}
+
+/// Wrapping sum with eight independent accumulators (vectorises; memory-bound).
+fn sum_u64(x: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0u64, |s, v| s.wrapping_add(*v));
+    acc.iter().fold(tail, |s, v| s.wrapping_add(*v))
+}
+
+/// Bytes of the bandwidth buffer: 512 MiB, or half the available memory when that is less.
+fn bandwidth_buffer_bytes() -> usize {
+    const MAX: usize = 512 << 20;
+    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines().find_map(|l| {
+            let v = l.strip_prefix("MemAvailable:")?.trim();
+            v.strip_suffix("kB").unwrap_or(v).trim().parse::<usize>().ok()
+        })
+    });
+    match avail {
+        Some(kb) => MAX.min(kb.saturating_mul(1024) / 2).max(32 << 20),
+        None => MAX,
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "?".to_string(), |v| v.to_string())
+}
+
+/// `tern bench`.
+pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
+    // Validate everything before loading anything.
+    let threads = match &a.threads {
+        Some(s) => parse_threads(s)?,
+        None => vec![crate::threads(None)],
+    };
+    let kernels = load::kernels(a.kernel.as_deref())?;
+    let choice: EnergyChoice = a.energy.parse()?;
+    if !(a.idle_secs.is_finite() && a.idle_secs >= 0.0) {
+        return Err(format!("bad --idle-secs {}: expected seconds ≥ 0", a.idle_secs));
+    }
+    if a.n_prompt == 0 && a.n_gen == 0 {
+        return Err("nothing to run: -p and -n are both 0".into());
+    }
+    if a.reps == 0 {
+        return Err("-r must be at least 1".into());
+    }
+    let (p, n, reps) = (a.n_prompt, a.n_gen, a.reps);
+    let needed = (if p > 0 { p + 1 } else { 0 }).max(n).max(GATE_POSITIONS);
+    if a.ctx != 0 && a.ctx < needed {
+        return Err(format!(
+            "-c {} is too small: this run needs {needed} positions (prompt + 1 for TTFT, or the generated tokens)",
+            a.ctx
+        ));
+    }
+    let n_ctx = if a.ctx == 0 { needed } else { a.ctx };
+    let nb = a.batch.max(1).min(n_ctx);
+
+    // Load.
+    let mf = load::ModelFile::open(&a.model)?;
+    let g = mf.gguf(&a.model)?;
+    let opts = SessionOptions { n_ctx, n_batch: nb, kernels, ..SessionOptions::default() };
+    let mut arena = Vec::new();
+    let (mut s, plan) = load::session(g, opts, &mut arena)?;
+    let n_tok = s.tokenizer.n_vocab().clamp(1, s.engine.config.n_vocab);
+    let bos = s
+        .tokenizer
+        .bos()
+        .filter(|&b| (b as usize) < s.engine.config.n_vocab)
+        .unwrap_or(1 % n_tok as u32);
+    let e = &mut s.engine;
+    let cfg = e.config;
+    let bpt = e.weights.bytes_per_token(&cfg) as u64;
+    let head = e.weights.head().bytes() as u64;
+    let tier = e.kernels.info.tier.name();
+    let kname = e.kernels.info.name;
+    let model_name = a.model.file_name().map(|f| f.to_string_lossy().into_owned());
+    let root = a.sysroot.as_ref().map_or_else(SysRoot::host, SysRoot::new);
+    let host = SysRoot::host();
+
+    // Correctness gate, on the largest thread count (results must not depend on it).
+    let max_t = threads.iter().copied().max().unwrap_or(1);
+    let gate_ids = prompt_ids(GATE_POSITIONS.min(nb), bos, n_tok);
+    let n_single = if bpt > GATE_BIG_MODEL_BYTES { 1 } else { gate_ids.len() };
+    let gate_what = format!(
+        "a {}-token batch and {n_single} token{} one at a time",
+        gate_ids.len(),
+        if n_single == 1 { "" } else { "s" }
+    );
+    let gate_result = {
+        let pool = Pool::new(max_t);
+        if e.kernels.info.tier == tern_kernels::Tier::Reference {
+            eprintln!(
+                "tern bench: correctness gate skipped (the chosen kernels are the reference)"
+            );
+            None
+        } else {
+            let t0 = Instant::now();
+            let r = gate(e, &gate_ids, n_single, &pool)?;
+            match &r {
+                None => eprintln!(
+                    "tern bench: correctness gate passed: {tier} logits bit-identical to reference on {gate_what} ({:.1} s)",
+                    t0.elapsed().as_secs_f64()
+                ),
+                Some(d) => eprintln!(
+                    "tern bench: correctness gate FAILED: {tier} differs from the reference kernels ({d}); every record is marked invalid"
+                ),
+            }
+            r
+        }
+    };
+
+    // Energy: probe once, idle baseline once.
+    let cfg_probe =
+        ProbeConfig { root: root.clone(), vcgencmd: a.vcgencmd.clone(), ..ProbeConfig::default() };
+    let (sampler, reasons) = tern_energy::probe(&choice, &cfg_probe).into_sampler();
+    let mut energy = EnergyCtx { sampler, reasons, idle: None };
+    if let Some(smp) = energy.sampler.as_mut()
+        && a.idle_secs > 0.0
+    {
+        match smp.measure_idle(Duration::from_secs_f64(a.idle_secs)) {
+            Ok(m) => energy.idle = Some(m),
+            Err(err) => eprintln!(
+                "tern bench: idle power not measured ({err}); idle-subtracted J/token will be null"
+            ),
+        }
+    }
+    let vcgencmd = Some(a.vcgencmd.as_path());
+
+    let pp_ids = prompt_ids(p, bos, n_tok);
+    let mut records: Vec<BenchRecord> = Vec::new();
+    let finish = |mut r: BenchRecord, energy: Energy, bytes: u64| {
+        r.model = model_name.clone();
+        r.arena_bytes = plan.total as u64;
+        r.set_bytes_per_token(bytes);
+        r.energy = energy;
+        r.peak_rss_bytes = tern_energy::peak_rss_bytes(&host);
+        r.apply_system(&SystemState::read(&root, vcgencmd));
+        if let Some(d) = &gate_result {
+            r.mark_invalid(format!("output differs from the reference kernels ({d})"));
+        }
+        r
+    };
+    for &t in &threads {
+        let pool = Pool::new(t);
+        let t32 = u32::try_from(t).unwrap_or(u32::MAX);
+        // Warm-up (llama-bench: a short prompt and one decode step).
+        if p > 0 {
+            run_pp(e, &pp_ids[..p.min(nb).min(32)], nb, &pool)?;
+        }
+        if n > 0 {
+            run_tg(e, bos, 1, &pool)?;
+        }
+        if p > 0 {
+            let (secs, en) = energy.window((reps * p) as u64, || {
+                (0..reps)
+                    .map(|_| run_pp(e, &pp_ids, nb, &pool))
+                    .collect::<Result<Vec<f64>, String>>()
+            })?;
+            let tps: Vec<f64> = secs.iter().map(|s| p as f64 / s.max(1e-12)).collect();
+            // Ternary weights once per batch of the prompt, the LM head once.
+            let chunks = p.div_ceil(nb) as u64;
+            let bytes = ((bpt - head) * chunks + head) / p as u64;
+            let r = BenchRecord::new(format!("pp{p}"), p as u32, 0, t32, tier, &tps);
+            records.push(finish(r, en, bytes));
+        }
+        if n > 0 {
+            let (runs, en) = energy.window((reps * n) as u64, || {
+                (0..reps)
+                    .map(|_| run_tg(e, bos, n, &pool))
+                    .collect::<Result<Vec<(f64, f64)>, String>>()
+            })?;
+            let tps: Vec<f64> = runs.iter().map(|(s, _)| n as f64 / s.max(1e-12)).collect();
+            let ttft: Vec<f64> = if p > 0 {
+                (0..reps).map(|_| run_ttft(e, &pp_ids, nb, &pool)).collect::<Result<_, _>>()?
+            } else {
+                runs.iter().map(|(_, f)| *f).collect()
+            };
+            let mut r = BenchRecord::new(format!("tg{n}"), 0, n as u32, t32, tier, &tps);
+            r.ttft_ms = Some(ttft.iter().sum::<f64>() / ttft.len() as f64 * 1e3);
+            records.push(finish(r, en, bpt));
+        }
+    }
+
+    // Bandwidth last: its buffer must not count in the records' peak RSS.
+    let mut bw: Vec<(usize, f64)> = Vec::new();
+    if a.bandwidth {
+        let bytes = bandwidth_buffer_bytes();
+        let len = bytes / 8;
+        let mut buf: Vec<u64> = Vec::new();
+        buf.try_reserve_exact(len)
+            .map_err(|_| format!("cannot allocate the {} MiB bandwidth buffer", bytes >> 20))?;
+        buf.extend((0..len as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        for &t in &threads {
+            let pool = Pool::new(t);
+            let gbps = stream_read_gbps(&buf, &pool, 5);
+            bw.push((t, gbps));
+            for r in records.iter_mut().filter(|r| r.threads as usize == t) {
+                r.set_bandwidth(gbps);
+            }
+        }
+    }
+
+    // Output.
+    if a.json {
+        let mut out = String::new();
+        for r in &records {
+            out.push_str(&r.to_json_line());
+            out.push('\n');
+        }
+        print!("{out}");
+    } else {
+        print!(
+            "{}",
+            human(
+                a,
+                &records,
+                &HumanCtx {
+                    plan_total: plan.total as u64,
+                    bpt,
+                    kname,
+                    gate: &gate_result,
+                    gate_what: &gate_what,
+                    nb,
+                    bw: &bw,
+                    energy: &energy
+                }
+            )
+        );
+    }
+    if let Some(path) = &a.plot {
+        tern_energy::plot::write_png(path, &records)
+            .map_err(|err| format!("cannot write plot {}: {err}", path.display()))?;
+        if !a.json {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+struct HumanCtx<'a> {
+    plan_total: u64,
+    bpt: u64,
+    kname: &'a str,
+    gate: &'a Option<String>,
+    gate_what: &'a str,
+    nb: usize,
+    bw: &'a [(usize, f64)],
+    energy: &'a EnergyCtx,
+}
+
+/// The human report: a header, `format_table`, a details table and the energy status.
+fn human(a: &BenchArgs, records: &[BenchRecord], h: &HumanCtx<'_>) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let r0 = records.first();
+    let _ = writeln!(
+        o,
+        "model: {} — {:.1} MiB of weights read per decoded token, arena {:.1} MiB",
+        a.model.display(),
+        mib(h.bpt),
+        mib(h.plan_total)
+    );
+    let gate = match h.gate {
+        None if r0.is_some_and(|r| r.kernel == "reference") => {
+            "gate skipped (reference)".to_string()
+        }
+        None => format!("logits bit-identical to reference on {}", h.gate_what),
+        Some(d) => format!("DIFFERS FROM REFERENCE ({d}); results INVALID"),
+    };
+    let _ = writeln!(o, "kernel: {} ({}); {gate}", r0.map_or("?", |r| r.kernel.as_str()), h.kname);
+    if let Some(r) = r0 {
+        let _ = writeln!(
+            o,
+            "system: board {}, cpu {}, governor {}, {} / {} kHz, {} °C, throttled {}",
+            opt(r.board.as_deref()),
+            opt(r.cpu.as_deref()),
+            opt(r.governor.as_deref()),
+            opt(r.cur_freq_khz),
+            opt(r.max_freq_khz),
+            opt(r.temp_c),
+            r.throttled.map_or_else(|| "?".to_string(), |t| format!("0x{:x}", t.raw))
+        );
+    }
+    let _ = writeln!(o, "protocol: llama-bench pp/tg, {} repetitions, batch {}", a.reps, h.nb);
+    o.push('\n');
+    o.push_str(&tern_energy::format_table(records));
+    o.push('\n');
+    let _ = writeln!(
+        o,
+        "| test | threads | TTFT ms | peak RSS MiB | MiB/token | stream GB/s | fraction of ceiling |"
+    );
+    let _ = writeln!(o, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in records {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {:.1} | {} | {} |",
+            r.test,
+            r.threads,
+            r.ttft_ms.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+            r.peak_rss_bytes.map_or_else(|| "?".into(), |v| format!("{:.1}", mib(v))),
+            mib(r.bytes_per_token),
+            r.bandwidth_gbps.map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+            r.bandwidth_fraction.map_or_else(|| "-".into(), |v| format!("{:.1} %", v * 100.0)),
+        );
+    }
+    if !h.bw.is_empty() {
+        o.push_str("(fraction of ceiling = decode tok/s ÷ (stream GB/s ÷ bytes per token); target ≥ 85 %)\n");
+    }
+    match records.iter().find_map(|r| r.energy.as_measured()) {
+        Some(m) => {
+            let _ = writeln!(
+                o,
+                "energy: measured by {} ({}); sensors: {}",
+                m.method,
+                m.scope,
+                m.sensors.join(", ")
+            );
+            if h.energy.idle.is_none() {
+                o.push_str("energy: idle power not measured, so no idle-subtracted J/token\n");
+            }
+        }
+        None => {
+            let why: Vec<String> =
+                h.energy.reasons.iter().map(|u| format!("{}: {}", u.source, u.reason)).collect();
+            let _ = writeln!(
+                o,
+                "energy: not measured ({})",
+                if why.is_empty() { "sampler failed".into() } else { why.join("; ") }
+            );
+        }
+    }
+    for r in records.iter().filter(|r| !r.valid) {
+        let _ = writeln!(
+            o,
+            "INVALID {} t={}: {}",
+            r.test,
+            r.threads,
+            r.invalid_reason.as_deref().unwrap_or("?")
+        );
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_parse() {
+        assert_eq!(parse_threads("1,2,4"), Ok(vec![1, 2, 4]));
+        assert_eq!(parse_threads(" 2 , 2,1"), Ok(vec![2, 1]));
+        for bad in ["", "0", "1,,2", "x", "1,-2", "99999"] {
+            let e = parse_threads(bad).expect_err(bad);
+            assert!(e.starts_with("bad -t value") && !e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn prompt_ids_are_fixed_and_in_range() {
+        let a = prompt_ids(50, 7, 100);
+        assert_eq!(a, prompt_ids(50, 7, 100));
+        assert_eq!(a[0], 7);
+        assert!(a.iter().all(|&t| t < 100));
+        assert!(a[1..].windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn gate_diff_is_bitwise() {
+        let a = [1.0f32, 2.0, 3.0, 4.0];
+        assert_eq!(first_diff("batched", &a, &a, 2), None);
+        let mut b = a;
+        b[3] = f32::from_bits(a[3].to_bits() + 1);
+        let d = first_diff("batched", &b, &a, 2).expect("one ulp differs");
+        assert!(d.contains("1 of 4 logits differ, first at row 1 id 1"), "{d}");
+        assert!(first_diff("x", &[0.0], &[-0.0], 1).is_some());
+    }
+
+    #[test]
+    fn sum_matches_iterator() {
+        let v: Vec<u64> = (0..1003u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        assert_eq!(sum_u64(&v), v.iter().fold(0u64, |s, x| s.wrapping_add(*x)));
+    }
+}
