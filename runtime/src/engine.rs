@@ -44,6 +44,8 @@ pub struct Plan {
     pub attention: usize,
     /// Logits (`logits_rows · n_vocab · 4`).
     pub logits: usize,
+    /// TL1 layers repacked into I2_S at load ([`Weights::repack_bytes`]; 0 for I2_S files).
+    pub repacked: usize,
 }
 
 impl Plan {
@@ -65,12 +67,17 @@ impl Plan {
             + slot_bytes::<u16>(c.n_head * c.head_dim)
             + slot_bytes::<f32>(nb * c.rope_dim);
         let logits = slot_bytes::<f32>(opts.logits_rows * c.n_vocab) + slot_bytes::<f32>(c.n_embd);
-        Plan { kv_cache, activations, quantized, attention, logits }
+        Plan { kv_cache, activations, quantized, attention, logits, repacked: 0 }
+    }
+
+    /// Plans `opts` for `c` with the weights `w` (adds the arena copies of repacked TL1 layers).
+    pub fn for_weights(c: &Config, opts: &PlanOptions, w: &Weights<'_>) -> Self {
+        Plan { repacked: w.repack_bytes(), ..Self::new(c, opts) }
     }
 
     /// Sum of every part.
     pub fn total(&self) -> usize {
-        self.kv_cache + self.activations + self.quantized + self.attention + self.logits
+        self.kv_cache + self.activations + self.quantized + self.attention + self.logits + self.repacked
     }
 }
 
@@ -121,10 +128,12 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    /// Carves the engine's buffers out of `arena` (exactly [`Plan::total`] bytes).
+    /// Carves the engine's buffers out of `arena` (exactly [`Plan::for_weights`]`.total()`
+    /// bytes; [`Plan::new`] when no layer is TL1) and repacks TL1 layers whose `K` is a multiple
+    /// of 128 into I2_S there, so that every I2_S tier and thread count computes them.
     pub fn new(
         config: Config,
-        weights: Weights<'a>,
+        mut weights: Weights<'a>,
         kernels: KernelSet,
         opts: PlanOptions,
         arena: &mut Arena<'a>,
@@ -156,6 +165,19 @@ impl<'a> Engine<'a> {
             logits: arena.alloc(opts.logits_rows * c.n_vocab)?,
             head_in: arena.alloc(c.n_embd)?,
         };
+        for lw in weights.layers.iter_mut() {
+            for lin in [
+                &mut lw.wq,
+                &mut lw.wk,
+                &mut lw.wv,
+                &mut lw.wo,
+                &mut lw.w_gate,
+                &mut lw.w_up,
+                &mut lw.w_down,
+            ] {
+                repack_tl1(lin, arena)?;
+            }
+        }
         Ok(Engine { config, weights, kernels, opts, b, pos: 0, n_logits: 0 })
     }
 
@@ -338,6 +360,32 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// Replaces a TL1 layer with [`Linear::repacked_at_load`] by its I2_S repack in `arena`.
+///
+/// Bit-exact: the I2_S kernels compute `Σ (code−1)·q = Σ w·q`, the TL1 kernels `Σ w·q` for the
+/// same ternary `w`, and both finish with `(f32)Σ / act_scale · w_scale`. The activations are
+/// quantised the I2_S way (epsilon 1e-5, clamp ±127); bitnet.cpp's TL1 quantisation (no epsilon,
+/// no clamp) gives the same `q` and scale whenever `max|x| ≥ 1e-5` (`|x·127/max| ≤ 127`).
+fn repack_tl1<'a>(lin: &mut Linear<'a>, arena: &mut Arena<'a>) -> Result<(), Error> {
+    let LinearData::Tl1 { packed, scale, tiling, .. } = lin.data else { return Ok(()) };
+    if !lin.repacked_at_load() {
+        return Ok(());
+    }
+    let out: &'a mut [u8] = arena.alloc(lin.k * lin.m / 4)?;
+    // The tiling was validated at load and the indices checked (Weights::from_gguf).
+    match tern_kernels::formats::tl1::to_i2s(packed, lin.m, lin.k, tiling, out) {
+        Ok(true) => {}
+        _ => {
+            return Err(Error::Model(crate::model::ModelError::BadValue {
+                key: "TL1 tensor (tiling or indices) at repack",
+                value: 0,
+            }));
+        }
+    }
+    lin.data = LinearData::I2s { packed: out, scale };
+    Ok(())
+}
+
 /// Quantises `n` rows of width `k` (stride `k`) into `xq`, scales into `xs`.
 fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &mut [f32]) {
     for t in 0..n {
@@ -363,7 +411,13 @@ fn matmul(
     accumulate: bool,
 ) {
     let (k, m) = (lin.k, lin.m);
-    let LinearData::I2s { packed, scale } = lin.data;
+    let (packed, scale) = match lin.data {
+        LinearData::I2s { packed, scale } => (packed, scale),
+        LinearData::Tl1 { packed, scale, tiling, .. } => {
+            let tl = Tl1 { packed, scale, tiling };
+            return matmul_tl1(par, lin, &tl, xq, xs, n, iout, out, accumulate);
+        }
+    };
     let q = &xq[..n * k];
     let iout = &mut iout[..m * n];
     let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
@@ -399,6 +453,73 @@ fn matmul(
         for (r, ov) in o.iter_mut().enumerate() {
             let mut y = finish_i2s(iout[r * n + t], s, scale);
             if let Some(es) = extra {
+                y *= es;
+            }
+            if accumulate {
+                *ov += y;
+            } else {
+                *ov = y;
+            }
+        }
+    }
+}
+
+/// A TL1 layer computed in place (one not repacked at load: `K` not a multiple of 128).
+struct Tl1<'w> {
+    packed: &'w [u8],
+    scale: f32,
+    tiling: tern_kernels::formats::tl1::Tiling,
+}
+
+/// [`matmul`] for a TL1 layer: the scalar TL1 GEMV per token (rows split across tasks), then the
+/// same finish as I2_S. `iout` is used token-major here (`n × m`).
+#[allow(clippy::too_many_arguments)]
+fn matmul_tl1(
+    par: &dyn Parallel,
+    lin: &Linear<'_>,
+    w: &Tl1<'_>,
+    xq: &[i8],
+    xs: &[f32],
+    n: usize,
+    iout: &mut [i32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let (k, m) = (lin.k, lin.m);
+    let iout = &mut iout[..m * n];
+    let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
+    let shared = DisjointMut::new(iout);
+    let run = |i: usize| {
+        let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
+        if r0 == r1 {
+            return;
+        }
+        for t in 0..n {
+            // SAFETY: task i owns rows r0..r1 of every token row t (split_rows ranges are
+            // disjoint), so the ranges t*m+r0..t*m+r1 of different tasks never overlap.
+            let chunk = unsafe { shared.slice(t * m + r0, t * m + r1) };
+            // The tiling was validated for m × k at load, so this cannot fail.
+            let _ = tern_kernels::reference::tl1_gemv(
+                w.packed,
+                m,
+                k,
+                w.tiling,
+                r0,
+                &xq[t * k..(t + 1) * k],
+                chunk,
+            );
+        }
+    };
+    if tasks == 1 {
+        run(0);
+    } else {
+        par.run(tasks, &run);
+    }
+    for t in 0..n {
+        let s = xs[t];
+        for (r, ov) in out[t * m..(t + 1) * m].iter_mut().enumerate() {
+            let mut y = finish_i2s(iout[t * m + r], s, w.scale);
+            if let Some(es) = lin.extra_scale {
                 y *= es;
             }
             if accumulate {

@@ -155,17 +155,23 @@ impl<'a> Session<'a> {
     /// Exact arena bytes for `model` with `opts`.
     pub fn plan(g: &Gguf<'_>, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
         let c = Config::from_gguf(g)?;
-        Self::plan_for(g, &c, opts)
+        let w = Weights::from_gguf(g, &c)?;
+        Self::plan_for(g, &c, &w, opts)
     }
 
-    fn plan_for(g: &Gguf<'_>, c: &Config, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
+    fn plan_for(
+        g: &Gguf<'_>,
+        c: &Config,
+        w: &Weights<'_>,
+        opts: &SessionOptions,
+    ) -> Result<MemoryPlan, Error> {
         let n_ctx = if opts.n_ctx == 0 { c.n_ctx_train.min(4096) } else { opts.n_ctx };
         let po = PlanOptions {
             n_ctx,
             n_batch: opts.n_batch.clamp(1, n_ctx),
             logits_rows: opts.logits_rows.clamp(1, opts.n_batch.clamp(1, n_ctx)),
         };
-        let engine = Plan::new(c, &po);
+        let engine = Plan::for_weights(c, &po, w);
         let tokenizer = Tokenizer::gguf_arena_bytes(g, opts.max_piece_bytes)?;
         let sampler = Sampler::arena_bytes(c.n_vocab);
         let history = 2 * slot_bytes::<u32>(n_ctx);
@@ -177,14 +183,14 @@ impl<'a> Session<'a> {
     /// Loads a session from a parsed file into `arena` (at least [`Session::plan`]`.total`).
     pub fn new(g: Gguf<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
         let c = Config::from_gguf(&g)?;
-        let plan = Self::plan_for(&g, &c, &opts)?;
+        let weights = Weights::from_gguf(&g, &c)?;
+        let plan = Self::plan_for(&g, &c, &weights, &opts)?;
         if arena.len() < plan.total {
             return Err(Error::Arena(crate::arena::ArenaError::OutOfMemory {
                 requested: plan.total,
                 remaining: arena.len(),
             }));
         }
-        let weights = Weights::from_gguf(&g, &c)?;
         let mut a = Arena::new(arena);
         let engine = Engine::new(c, weights, opts.kernels, plan.opts, &mut a)?;
         let tokenizer = Tokenizer::from_gguf(&g, &mut a, opts.max_piece_bytes)?;

@@ -190,6 +190,66 @@ pub fn unpack(
     Ok(())
 }
 
+/// Repacks a TL1 tensor into I2_S codes (the 128/32 layout of [`super::i2s`], flat row-major),
+/// writing all `m·k/4` bytes of `out`. Walks the TL1 bytes in storage order (no divisions), so it
+/// costs one pass over the tensor. Returns `false` (with `out` partly written) if an index above
+/// 8 is met; such nibbles are never produced by the converter.
+///
+/// # Errors
+/// If the tiling does not fit the shape.
+///
+/// # Panics
+/// If `packed` is shorter than `m·k/4` or `out.len() != m·k/4`.
+pub fn to_i2s(
+    packed: &[u8],
+    m: usize,
+    k: usize,
+    t: Tiling,
+    out: &mut [u8],
+) -> Result<bool, TilingError> {
+    use super::i2s;
+    t.validate(m, k)?;
+    let n = packed_bytes(m, k);
+    assert!(packed.len() >= n, "tl1::to_i2s: packed too short");
+    assert_eq!(out.len(), n, "tl1::to_i2s: out.len() != m*k/4");
+    out.fill(0);
+    let (big_m, big_k, bm) = (t.big_m, t.big_k, t.bm);
+    let by = 256 / bm;
+    let mut ok = true;
+    let mut e = 0usize;
+    let mut put = |row: usize, p: usize, idx: u8| {
+        let (w0, w1) = pair_values(idx);
+        let i = row * k + 2 * p;
+        for (j, w) in [(i, w0), (i + 1, w1)] {
+            let (byte, shift) = i2s::locate(j);
+            out[byte] |= i2s::code_of_value(w) << shift;
+        }
+    };
+    for mb in 0..m / big_m {
+        for kb in 0..k / big_k {
+            for mbb in 0..big_m / bm {
+                for kbb in 0..big_k / by {
+                    for m16 in 0..bm / 16 {
+                        for kp4 in 0..by / 4 {
+                            let p = kb * big_k / 2 + kbb * by / 2 + 2 * kp4;
+                            let row0 = mb * big_m + mbb * bm + m16 * 16;
+                            for i16 in 0..16 {
+                                let b = packed[e];
+                                e += 1;
+                                ok &= (b >> 4) <= 8 && (b & 15) <= 8;
+                                put(row0 + i16, p, b >> 4);
+                                put(row0 + i16, p + 1, b & 15);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    debug_assert_eq!(e, n);
+    Ok(ok)
+}
+
 /// The f32 scale of a TL1 tensor (`tensor` = its `ggml_nbytes` bytes), little-endian at `m·k/4`.
 pub fn scale(tensor: &[u8], m: usize, k: usize) -> Option<f32> {
     let at = packed_bytes(m, k);
@@ -261,6 +321,25 @@ mod tests {
             unpack(&p, m, k, t, &mut back).expect("unpack");
             assert_eq!(back, w);
         }
+    }
+
+    #[test]
+    fn to_i2s_matches_unpack_then_pack() {
+        let (m, k) = (384, 256);
+        let w: Vec<i8> = (0..m * k).map(|i| ((i * 5 + i / 7 + i / 300) % 3) as i8 - 1).collect();
+        for t in [T32, T64, Tiling { big_m: 192, big_k: 128, bm: 64 }] {
+            let mut p = vec![0u8; packed_bytes(m, k)];
+            pack(&w, m, k, t, &mut p).expect("pack");
+            let mut want = vec![0u8; m * k / 4];
+            crate::formats::i2s::pack(&w, &mut want);
+            let mut got = vec![0xffu8; m * k / 4];
+            assert!(to_i2s(&p, m, k, t, &mut got).expect("fits"));
+            assert_eq!(got, want, "{t:?}");
+        }
+        let mut p = vec![0x44u8; packed_bytes(m, k)];
+        p[17] = 0x94;
+        let mut got = vec![0u8; m * k / 4];
+        assert!(!to_i2s(&p, m, k, T32, &mut got).expect("fits"));
     }
 
     #[test]

@@ -297,6 +297,9 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
     let _ = writeln!(o, "memory plan (n_ctx {}, batch {}):", plan.opts.n_ctx, plan.opts.n_batch);
     let _ = writeln!(o, "  weights (mapped, not copied)  {:>10.2} MiB", mib(mf.bytes().len()));
     let _ = writeln!(o, "  KV cache (f16)                {:>10.2} MiB", mib(plan.engine.kv_cache));
+    if plan.engine.repacked > 0 {
+        let _ = writeln!(o, "  TL1 weights repacked to I2_S  {:>10.2} MiB", mib(plan.engine.repacked));
+    }
     let _ = writeln!(o, "  activations                   {:>10.2} MiB", mib(plan.engine.activations));
     let _ = writeln!(o, "  int8 activations + i32 out    {:>10.2} MiB", mib(plan.engine.quantized));
     let _ = writeln!(o, "  attention scratch + RoPE      {:>10.2} MiB", mib(plan.engine.attention));

@@ -1,10 +1,12 @@
 //! Model description: hyper-parameters ([`config`]) and borrowed weight views ([`weights`]).
 
 pub mod config;
+pub mod tl1;
 pub mod weights;
 
 pub use config::{Arch, Config, FfnAct};
 pub use weights::{Embedding, LayerWeights, Linear, LinearData, Weights};
+pub use tern_kernels::formats::tl1::Tiling as Tl1Tiling;
 
 use crate::gguf::GgmlType;
 
@@ -104,6 +106,47 @@ pub enum ModelError {
         /// The tensor.
         tensor: TensorName,
     },
+    /// A TL1 tiling given for a tensor (the `tern.tl1.tiling` override) does not fit its shape.
+    Tl1BadTiling {
+        /// The tensor.
+        tensor: TensorName,
+        /// Rows (`ne1`).
+        m: u32,
+        /// Columns (`ne0`).
+        k: u32,
+        /// `[BM, BK, bm]` given.
+        tiling: [u32; 3],
+    },
+    /// No TL1 tiling (`bm ∈ {32, 64}`, `BM | M`, `BK | K`) fits a tensor's shape.
+    Tl1NoTiling {
+        /// The tensor.
+        tensor: TensorName,
+        /// Rows (`ne1`).
+        m: u32,
+        /// Columns (`ne0`).
+        k: u32,
+    },
+    /// Several TL1 tilings fit a tensor and its data does not single one out
+    /// ([`tl1`] module docs); name one with the `tern.tl1.tiling` metadata key.
+    Tl1AmbiguousTiling {
+        /// The tensor.
+        tensor: TensorName,
+        /// Rows (`ne1`).
+        m: u32,
+        /// Columns (`ne0`).
+        k: u32,
+        /// Distinct byte orders the format allows for the shape.
+        n_classes: u32,
+        /// How many of them score within the margin of the best.
+        near: u32,
+        /// The best-scoring candidates `[BM, BK, bm]`, best first (zeros past `n_classes`).
+        candidates: [[u32; 3]; tl1::SHOWN],
+    },
+    /// A TL1 tensor holds a 4-bit index above 8 (never written by bitnet.cpp's converter).
+    Tl1BadIndex {
+        /// The tensor.
+        tensor: TensorName,
+    },
 }
 
 impl core::fmt::Display for ModelError {
@@ -133,6 +176,31 @@ impl core::fmt::Display for ModelError {
             }
             ModelError::BadBlockShape { tensor } => {
                 write!(f, "I2_S tensor {tensor} has K not a multiple of 128")
+            }
+            ModelError::Tl1BadTiling { tensor, m, k, tiling: [bmm, bk, bm] } => write!(
+                f,
+                "TL1 tensor {tensor} [M {m}, K {k}]: tiling BM {bmm}, BK {bk}, bm {bm} from {} does \
+                 not fit (need bm 32 or 64, bm | BM | M, 256/bm | BK | K)",
+                tl1::OVERRIDE_KEY
+            ),
+            ModelError::Tl1NoTiling { tensor, m, k } => write!(
+                f,
+                "TL1 tensor {tensor} [M {m}, K {k}]: no TL1 tiling fits this shape (M must be a \
+                 multiple of 32 and K of 8)"
+            ),
+            ModelError::Tl1AmbiguousTiling { tensor, m, k, n_classes, near, candidates } => {
+                write!(
+                    f,
+                    "TL1 tensor {tensor} [M {m}, K {k}]: cannot tell its tiling from the data \
+                     ({near} of {n_classes} distinct layouts score alike; best (BM, BK, bm):"
+                )?;
+                for c in candidates.iter().take((*n_classes as usize).min(tl1::SHOWN)) {
+                    write!(f, " ({}, {}, {})", c[0], c[1], c[2])?;
+                }
+                write!(f, "); name it with metadata {} = [M, K, BM, BK, bm]", tl1::OVERRIDE_KEY)
+            }
+            ModelError::Tl1BadIndex { tensor } => {
+                write!(f, "TL1 tensor {tensor} holds pair indices above 8: not a TL1 tensor")
             }
         }
     }

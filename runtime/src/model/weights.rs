@@ -1,7 +1,14 @@
 //! Borrowed, validated views of a model's tensors (zero-copy: nothing is copied out of the file).
+//!
+//! TL1 tensors (bitnet.cpp's ARM LUT format, FORMATS §1.3) are accepted as
+//! [`LinearData::Tl1`], with their tiling worked out from the file ([`super::tl1`]). The engine
+//! repacks those whose `K` is a multiple of 128 into I2_S in its arena at load
+//! ([`Weights::repack_bytes`]) and computes them with the I2_S kernels of every tier; the others
+//! are computed in place with the TL1 GEMV.
 
 use super::{Arch, Config, ModelError, TensorName};
-use crate::arena::cast_slice;
+use crate::arena::{cast_slice, slot_bytes};
+use tern_kernels::formats::tl1::Tiling;
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use crate::model::config::KeyBuf;
 
@@ -18,6 +25,36 @@ pub enum LinearData<'a> {
         /// `max|W|` of the ternarised weights.
         scale: f32,
     },
+    /// bitnet.cpp TL1 pair indices (`k*m/4` bytes) in the given tiling, and the per-tensor scale.
+    Tl1 {
+        /// Packed 4-bit pair indices ([`tern_kernels::formats::tl1`]).
+        packed: &'a [u8],
+        /// `max|W|` of the ternarised weights (the f32 in the tensor's trailing 32-byte slot).
+        scale: f32,
+        /// The tiling the indices are stored in (inferred, [`super::tl1`]).
+        tiling: tern_kernels::formats::tl1::Tiling,
+        /// Whether the engine repacks the layer into I2_S in its arena at load (set when `K` is a
+        /// multiple of 128, the I2_S kernels' block). Clear it to compute the layer in place
+        /// with the TL1 GEMV instead: no arena bytes, scalar speed.
+        repack: bool,
+    },
+}
+
+impl LinearData<'_> {
+    /// The per-tensor weight scale.
+    pub fn scale(&self) -> f32 {
+        match *self {
+            LinearData::I2s { scale, .. } | LinearData::Tl1 { scale, .. } => scale,
+        }
+    }
+}
+
+impl Linear<'_> {
+    /// Whether the engine repacks this layer into I2_S in its arena at load (a TL1 tensor with
+    /// `repack` set, which needs `K` a multiple of 128, the I2_S kernels' block).
+    pub fn repacked_at_load(&self) -> bool {
+        matches!(self.data, LinearData::Tl1 { repack: true, .. }) && self.k.is_multiple_of(128)
+    }
 }
 
 /// A linear layer `y = W x` with `W` of shape `[k (in), m (out)]` in ggml order.
@@ -149,12 +186,32 @@ fn embedding<'a>(t: &TensorInfo<'a>) -> Result<Embedding<'a>, ModelError> {
     })
 }
 
+/// Tilings already worked out, per TL1 shape `(m, k)` (a model has a handful of shapes).
+type TilingCache = heapless::Vec<((usize, usize), Tiling), 16>;
+
+fn tl1_tiling(
+    g: &Gguf<'_>,
+    m: usize,
+    k: usize,
+    tn: TensorName,
+    cache: &mut TilingCache,
+) -> Result<Tiling, ModelError> {
+    if let Some((_, t)) = cache.iter().find(|(s, _)| *s == (m, k)) {
+        return Ok(*t);
+    }
+    let t = super::tl1::infer(g, m, k, tn)?.tiling;
+    // A full cache only costs a repeated inference.
+    let _ = cache.push(((m, k), t));
+    Ok(t)
+}
+
 fn linear<'a>(
     g: &Gguf<'a>,
     name: &str,
     k: usize,
     m: usize,
     scale_name: Option<&str>,
+    cache: &mut TilingCache,
 ) -> Result<Linear<'a>, ModelError> {
     let t = find(g, name)?;
     check_shape(&t, k, m)?;
@@ -172,6 +229,20 @@ fn linear<'a>(
                 return Err(ModelError::BadValue { key: "I2_S tensor scale", value: 0 });
             }
             LinearData::I2s { packed, scale }
+        }
+        GgmlType::TL1 => {
+            let n = k * m / 4;
+            let packed = &t.data[..n];
+            if !super::tl1::check_indices(packed) {
+                return Err(ModelError::Tl1BadIndex { tensor: tn });
+            }
+            let tiling = tl1_tiling(g, m, k, tn, cache)?;
+            let sb = &t.data[n..n + 4];
+            let scale = f32::from_le_bytes([sb[0], sb[1], sb[2], sb[3]]);
+            if !scale.is_finite() {
+                return Err(ModelError::BadValue { key: "TL1 tensor scale", value: 0 });
+            }
+            LinearData::Tl1 { packed, scale, tiling, repack: k.is_multiple_of(128) }
         }
         ty => return Err(ModelError::UnsupportedTensorType { tensor: tn, ty }),
     };
@@ -216,11 +287,12 @@ impl<'a> Weights<'a> {
         let mut layers = heapless::Vec::new();
         let mut kb = KeyBuf::new();
         let mut kb2 = KeyBuf::new();
+        let mut cache = TilingCache::new();
         for l in 0..c.n_layer {
             let mut lin = |w: &str, s: &str, k: usize, m: usize| -> Result<Linear<'a>, ModelError> {
                 let wn = kb.blk(l, w);
                 let sn = if scaled { Some(kb2.blk(l, s)) } else { None };
-                linear(g, wn, k, m, sn)
+                linear(g, wn, k, m, sn, &mut cache)
             };
             let wq = lin("attn_q.weight", "attn_q.scale", c.n_embd, c.q_dim())?;
             let wk = lin("attn_k.weight", "attn_k.scale", c.n_embd, c.kv_dim())?;
@@ -262,6 +334,26 @@ impl<'a> Weights<'a> {
     /// The LM head (untied `output.weight` or the tied embedding).
     pub fn head(&self) -> Embedding<'a> {
         self.output.unwrap_or(self.token_embd)
+    }
+
+    /// The seven linear layers of block `l`, in a fixed order.
+    pub fn linears(&self, l: usize) -> [&Linear<'a>; 7] {
+        let b = &self.layers[l];
+        [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
+    }
+
+    /// Arena bytes the engine needs to repack TL1 layers into I2_S at load (0 for I2_S files):
+    /// one arena slot of `k·m/4` bytes per layer with [`Linear::repacked_at_load`].
+    pub fn repack_bytes(&self) -> usize {
+        let mut b = 0;
+        for l in 0..self.layers.len() {
+            for lin in self.linears(l) {
+                if lin.repacked_at_load() {
+                    b += slot_bytes::<u8>(lin.k * lin.m / 4);
+                }
+            }
+        }
+        b
     }
 
     /// Bytes of weights read to decode one token (all linear layers, norms, the head, one
