@@ -1,7 +1,7 @@
 //! `tern`: run BitNet b1.58 models on Raspberry Pi-class boards (and any host).
 //!
-//! Subcommands: `info`, `run`, `chat`, `serve`, `tokenize`, `eval` (see `tern --help`). Errors
-//! are one line on stderr and a non-zero exit code.
+//! Subcommands: `info`, `run`, `chat`, `serve`, `tokenize`, `eval`, `bench` (see `tern --help`).
+//! Errors are one line on stderr and a non-zero exit code.
 
 mod bench;
 mod load;
