@@ -31,10 +31,9 @@ pub enum ArenaError {
 impl core::fmt::Display for ArenaError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
-            ArenaError::OutOfMemory { requested, remaining } => write!(
-                f,
-                "arena too small: needed {requested} more bytes, {remaining} bytes left"
-            ),
+            ArenaError::OutOfMemory { requested, remaining } => {
+                write!(f, "arena too small: needed {requested} more bytes, {remaining} bytes left")
+            }
         }
     }
 }
@@ -86,10 +85,9 @@ impl<'a> Arena<'a> {
     /// Allocates `n` zeroed values of `T`, aligned to [`ALIGN`].
     pub fn alloc<T: Pod>(&mut self, n: usize) -> Result<&'a mut [T], ArenaError> {
         debug_assert!(align_of::<T>() <= ALIGN);
-        let bytes = n.checked_mul(size_of::<T>()).ok_or(ArenaError::OutOfMemory {
-            requested: usize::MAX,
-            remaining: self.buf.len(),
-        })?;
+        let bytes = n
+            .checked_mul(size_of::<T>())
+            .ok_or(ArenaError::OutOfMemory { requested: usize::MAX, remaining: self.buf.len() })?;
         let pad = self.buf.as_ptr().align_offset(ALIGN);
         let need = bytes
             .div_ceil(ALIGN)
@@ -121,7 +119,9 @@ impl<'a> Arena<'a> {
 /// Reinterprets little-endian bytes as `&[T]` when aligned (zero-copy views of model weights).
 /// Returns `None` when `bytes` is misaligned for `T` or its length is not a multiple of the size.
 pub fn cast_slice<T: Pod>(bytes: &[u8]) -> Option<&[T]> {
-    if !bytes.len().is_multiple_of(size_of::<T>()) || bytes.as_ptr().align_offset(align_of::<T>()) != 0 {
+    if !bytes.len().is_multiple_of(size_of::<T>())
+        || bytes.as_ptr().align_offset(align_of::<T>()) != 0
+    {
         return None;
     }
     // SAFETY: alignment and length were checked just above; `T: Pod` accepts any bit pattern; the

@@ -10,13 +10,13 @@
 //! the LM-head input are rounded to f16 only when one token (one logit row) is computed; K and V
 //! are stored as f16.
 
-use crate::arena::{slot_bytes, Arena};
+use crate::arena::{Arena, slot_bytes};
 use crate::error::Error;
 use crate::model::{Config, Embedding, FfnAct, Linear, LinearData, Weights};
 use crate::ops;
-use crate::par::{split_rows, DisjointMut, Parallel};
-use tern_kernels::reference::{f32_to_f16, finish_i2s};
+use crate::par::{DisjointMut, Parallel, split_rows};
 use tern_kernels::KernelSet;
+use tern_kernels::reference::{f32_to_f16, finish_i2s};
 
 /// Sizes the arena is planned for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ impl Plan {
             + slot_bytes::<f32>(nb)
             + slot_bytes::<i32>(nb * wide.max(c.kv_dim()));
         let attention = slot_bytes::<f32>(c.n_head * opts.n_ctx)
-            + slot_bytes::<u16>(c.n_head * c.head_dim)
+            + slot_bytes::<f32>(c.n_head * c.head_dim)
             + slot_bytes::<f32>(nb * c.rope_dim);
         let logits = slot_bytes::<f32>(opts.logits_rows * c.n_vocab) + slot_bytes::<f32>(c.n_embd);
         Plan { kv_cache, activations, quantized, attention, logits, repacked: 0 }
@@ -77,7 +77,12 @@ impl Plan {
 
     /// Sum of every part.
     pub fn total(&self) -> usize {
-        self.kv_cache + self.activations + self.quantized + self.attention + self.logits + self.repacked
+        self.kv_cache
+            + self.activations
+            + self.quantized
+            + self.attention
+            + self.logits
+            + self.repacked
     }
 }
 
@@ -93,23 +98,23 @@ pub enum Logits {
 }
 
 struct Buffers<'a> {
-    kcache: &'a mut [u16], // (n_layer, n_ctx, kv_dim)
-    vcache: &'a mut [u16], // (n_layer, n_ctx, kv_dim)
-    x: &'a mut [f32],      // (n_batch, n_embd)
-    xb: &'a mut [f32],     // (n_batch, wide)
-    q: &'a mut [f32],      // (n_batch, q_dim)
-    k: &'a mut [f32],      // (n_batch, kv_dim)
-    v: &'a mut [f32],      // (n_batch, kv_dim)
-    att: &'a mut [f32],    // (n_batch, q_dim)
-    hb: &'a mut [f32],     // (n_batch, n_ff)
-    hb2: &'a mut [f32],    // (n_batch, n_ff)
-    xq: &'a mut [i8],      // (n_batch, wide)
-    xs: &'a mut [f32],     // (n_batch)
-    iout: &'a mut [i32],   // (rows, n_batch)
-    scores: &'a mut [f32], // (n_head, n_ctx)
-    q16: &'a mut [u16],    // (n_head, head_dim)
-    rope: &'a mut [f32],   // (n_batch, rope_dim) cos/sin pairs
-    logits: &'a mut [f32], // (logits_rows, n_vocab)
+    kcache: &'a mut [u16],  // (n_layer, n_head_kv, n_ctx, head_dim)
+    vcache: &'a mut [u16],  // (n_layer, n_head_kv, n_ctx, head_dim)
+    x: &'a mut [f32],       // (n_batch, n_embd)
+    xb: &'a mut [f32],      // (n_batch, wide)
+    q: &'a mut [f32],       // (n_batch, q_dim)
+    k: &'a mut [f32],       // (n_batch, kv_dim)
+    v: &'a mut [f32],       // (n_batch, kv_dim)
+    att: &'a mut [f32],     // (n_batch, q_dim)
+    hb: &'a mut [f32],      // (n_batch, n_ff)
+    hb2: &'a mut [f32],     // (n_batch, n_ff)
+    xq: &'a mut [i8],       // (n_batch, wide)
+    xs: &'a mut [f32],      // (n_batch)
+    iout: &'a mut [i32],    // (rows, n_batch)
+    scores: &'a mut [f32],  // (n_head, n_ctx)
+    q16: &'a mut [f32],     // (n_head, head_dim) Q rounded to f16 values
+    rope: &'a mut [f32],    // (n_batch, rope_dim) cos/sin pairs
+    logits: &'a mut [f32],  // (logits_rows, n_vocab)
     head_in: &'a mut [f32], // (n_embd)
 }
 
@@ -268,7 +273,12 @@ impl<'a> Engine<'a> {
 
         // Attention block.
         for t in 0..n {
-            ops::rmsnorm(&b.x[t * e..(t + 1) * e], lw.attn_norm, c.rms_eps, &mut b.xb[t * e..(t + 1) * e]);
+            ops::rmsnorm(
+                &b.x[t * e..(t + 1) * e],
+                lw.attn_norm,
+                c.rms_eps,
+                &mut b.xb[t * e..(t + 1) * e],
+            );
         }
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
         matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.q, false);
@@ -282,12 +292,18 @@ impl<'a> Engine<'a> {
             for h in b.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(c.head_dim) {
                 ops::rope_head(h, c.rope_dim, c.rope_neox, cs);
             }
-            let at = (l * self.opts.n_ctx + self.pos + t) * kvd;
-            for (d, s) in b.kcache[at..at + kvd].iter_mut().zip(&b.k[t * kvd..(t + 1) * kvd]) {
-                *d = f32_to_f16(*s);
-            }
-            for (d, s) in b.vcache[at..at + kvd].iter_mut().zip(&b.v[t * kvd..(t + 1) * kvd]) {
-                *d = f32_to_f16(*s);
+            // Cache layout (layer, kv head, position, head_dim): one head's keys are contiguous
+            // rows, so QK is an f16 GEMV through the kernel set.
+            let hd = c.head_dim;
+            for kh in 0..c.n_head_kv {
+                let at = ((l * c.n_head_kv + kh) * self.opts.n_ctx + self.pos + t) * hd;
+                let src = t * kvd + kh * hd;
+                for (d, s) in b.kcache[at..at + hd].iter_mut().zip(&b.k[src..src + hd]) {
+                    *d = f32_to_f16(*s);
+                }
+                for (d, s) in b.vcache[at..at + hd].iter_mut().zip(&b.v[src..src + hd]) {
+                    *d = f32_to_f16(*s);
+                }
             }
         }
         let layer_kv = l * self.opts.n_ctx * kvd;
@@ -295,9 +311,11 @@ impl<'a> Engine<'a> {
             attention(
                 &c,
                 par,
+                &ks,
                 &b.q[t * qd..(t + 1) * qd],
-                &b.kcache[layer_kv..layer_kv + (self.pos + t + 1) * kvd],
-                &b.vcache[layer_kv..layer_kv + (self.pos + t + 1) * kvd],
+                &b.kcache[layer_kv..layer_kv + self.opts.n_ctx * kvd],
+                &b.vcache[layer_kv..layer_kv + self.opts.n_ctx * kvd],
+                self.pos + t + 1,
                 n == 1,
                 b.q16,
                 b.scores,
@@ -315,7 +333,12 @@ impl<'a> Engine<'a> {
 
         // FFN block.
         for t in 0..n {
-            ops::rmsnorm(&b.x[t * e..(t + 1) * e], lw.ffn_norm, c.rms_eps, &mut b.xb[t * e..(t + 1) * e]);
+            ops::rmsnorm(
+                &b.x[t * e..(t + 1) * e],
+                lw.ffn_norm,
+                c.rms_eps,
+                &mut b.xb[t * e..(t + 1) * e],
+            );
         }
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
         matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.hb, false);
@@ -532,7 +555,14 @@ fn matmul_tl1(
 }
 
 /// Logits for one row: `out[v] = head[v] · x`.
-fn head_gemv(ks: &KernelSet, par: &dyn Parallel, head: Embedding<'_>, e: usize, x: &[f32], out: &mut [f32]) {
+fn head_gemv(
+    ks: &KernelSet,
+    par: &dyn Parallel,
+    head: Embedding<'_>,
+    e: usize,
+    x: &[f32],
+    out: &mut [f32],
+) {
     let rows = out.len();
     match head {
         Embedding::F16(w) => {
@@ -575,24 +605,25 @@ fn head_gemv(ks: &KernelSet, par: &dyn Parallel, head: Embedding<'_>, e: usize, 
 fn attention(
     c: &Config,
     par: &dyn Parallel,
-    q: &[f32],     // (q_dim)
-    kc: &[u16],    // (p+1, kv_dim)
-    vc: &[u16],    // (p+1, kv_dim)
+    ks: &KernelSet,
+    q: &[f32],  // (q_dim)
+    kc: &[u16], // (n_head_kv, n_ctx, head_dim) of this layer
+    vc: &[u16], // (n_head_kv, n_ctx, head_dim) of this layer
+    n_pos: usize,
     single: bool,
-    q16: &mut [u16],    // (n_head, head_dim)
+    q16: &mut [f32],    // (n_head, head_dim)
     scores: &mut [f32], // (n_head, n_ctx)
     n_ctx: usize,
     out: &mut [f32], // (q_dim)
 ) {
     let hd = c.head_dim;
-    let kvd = c.kv_dim();
-    let n_pos = kc.len() / kvd;
     let group = c.n_head / c.n_head_kv;
     let scale = 1.0f32 / libm::sqrtf(hd as f32);
     let q16s = DisjointMut::new(q16);
     let sc = DisjointMut::new(scores);
     let outs = DisjointMut::new(out);
-    let tasks = if n_pos * c.n_head >= 4096 { par.threads().max(1).min(c.n_head) } else { 1 };
+    let f16_gemv = ks.f16_gemv;
+    let tasks = if n_pos * c.n_head >= 256 { par.threads().max(1).min(c.n_head) } else { 1 };
     let run_head = |h: usize| {
         // SAFETY: head h owns q16[h*hd..(h+1)*hd], scores[h*n_ctx..+n_pos] and
         // out[h*hd..(h+1)*hd]; each head is processed by exactly one task, so no two live
@@ -602,14 +633,14 @@ fn attention(
         let s = unsafe { sc.slice(h * n_ctx, h * n_ctx + n_pos) };
         // SAFETY: as above (output slice of head h).
         let o = unsafe { outs.slice(h * hd, (h + 1) * hd) };
+        // bitnet.cpp rounds Q to f16 for QK; f16·f16 products are exact in f32, so the f16 GEMV
+        // kernel (16-lane order) computes the same scores as an f16×f16 dot product.
         for (d, &x) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
-            *d = f32_to_f16(x);
+            *d = ops::round_f16(x);
         }
         let kvh = h / group;
-        for (p, sp) in s.iter_mut().enumerate() {
-            let krow = &kc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
-            *sp = ops::dot_f16_f16(qh, krow);
-        }
+        let base = kvh * n_ctx * hd;
+        f16_gemv(&kc[base..base + n_pos * hd], hd, 0, qh, s);
         ops::softmax_scaled(s, scale);
         if single {
             for sp in s.iter_mut() {
@@ -618,9 +649,9 @@ fn attention(
         }
         o.fill(0.0);
         for (p, &w) in s.iter().enumerate() {
-            let vrow = &vc[p * kvd + kvh * hd..p * kvd + (kvh + 1) * hd];
+            let vrow = &vc[base + p * hd..base + (p + 1) * hd];
             for (od, &vv) in o.iter_mut().zip(vrow) {
-                *od += w * tern_kernels::reference::f16_to_f32(vv);
+                *od += w * ops::F16_TO_F32[usize::from(vv)];
             }
         }
     };

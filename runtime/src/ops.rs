@@ -4,7 +4,7 @@
 //!
 //! Everything uses `libm`, never `std`, so host, Linux boards and bare metal agree bit for bit.
 
-use tern_kernels::reference::{f16_to_f32, f32_to_f16, reduce_lanes, F16_LANES};
+use tern_kernels::reference::{F16_LANES, f16_to_f32, f32_to_f16, reduce_lanes};
 
 /// `out = x / sqrt(mean(x²) + eps) * w` (ggml: squares in f32, summed in f64; scale in f32).
 pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -68,11 +68,8 @@ pub fn v_expf(x: f32) -> f32 {
     let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
     let z = libm::fmaf(x, f32::from_bits(0x3fb8_aa3b), r); // x·log2(e) + r
     let n = z - r;
-    let b = libm::fmaf(
-        -n,
-        f32::from_bits(0x35bf_be8e),
-        libm::fmaf(-n, f32::from_bits(0x3f31_7200), x),
-    );
+    let b =
+        libm::fmaf(-n, f32::from_bits(0x35bf_be8e), libm::fmaf(-n, f32::from_bits(0x3f31_7200), x));
     let e = z.to_bits().wrapping_shl(23);
     let k = f32::from_bits(e.wrapping_add(1.0f32.to_bits()));
     let c = libm::fabsf(n) > 126.0;
@@ -134,6 +131,46 @@ pub fn dot_f16_f16(a: &[u16], b: &[u16]) -> f32 {
     reduce_lanes(lanes)
 }
 
+/// Exact IEEE binary16 → f32 conversion, usable in `const` context.
+pub const fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = if exp == 0x1f {
+        sign | 0x7f80_0000 | (man << 13) // inf / NaN (payload kept)
+    } else if exp != 0 {
+        sign | ((exp + 112) << 23) | (man << 13)
+    } else if man == 0 {
+        sign // ±0
+    } else {
+        // Subnormal: value = man · 2^-24; normalise.
+        let mut e = 113u32;
+        let mut m = man;
+        while m & 0x400 == 0 {
+            m <<= 1;
+            e -= 1;
+        }
+        sign | (e << 23) | ((m & 0x3ff) << 13)
+    };
+    f32::from_bits(bits)
+}
+
+const fn build_f16_table() -> [f32; 65536] {
+    let mut t = [0.0f32; 65536];
+    let mut i = 0;
+    while i < 65536 {
+        t[i] = f16_bits_to_f32(i as u16);
+        i += 1;
+    }
+    t
+}
+
+/// f16 bits → f32 for every half value (256 KiB, built at compile time). The attention's
+/// probability × V accumulation converts one cached V element per multiply-add; a table load
+/// is several times cheaper than the portable bit-twiddling conversion on cores without a
+/// scalar half-conversion instruction.
+pub static F16_TO_F32: [f32; 65536] = build_f16_table();
+
 /// Rounds `x` to the nearest f16 value (kept as f32).
 #[inline]
 pub fn round_f16(x: f32) -> f32 {
@@ -165,7 +202,9 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one() {
-        let mut x = [1.0f32, 2.0, 3.0, -1.0, 0.5, 7.0, 2.0, 1.0, 0.0, 3.0, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut x = [
+            1.0f32, 2.0, 3.0, -1.0, 0.5, 7.0, 2.0, 1.0, 0.0, 3.0, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+        ];
         softmax_scaled(&mut x, 0.5);
         let s: f32 = x.iter().sum();
         assert!((s - 1.0).abs() < 1e-6);
@@ -180,6 +219,18 @@ mod tests {
         rmsnorm(&x, &w, 0.0, &mut o);
         let s = 1.0 / (12.5f32).sqrt();
         assert!((o[0] - 3.0 * s).abs() < 1e-6 && (o[1] - 8.0 * s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn f16_table_is_exact() {
+        for h in 0..=u16::MAX {
+            let a = F16_TO_F32[h as usize];
+            let b = tern_kernels::reference::f16_to_f32(h);
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{h:#06x}: {a} vs {b}"
+            );
+        }
     }
 
     #[test]

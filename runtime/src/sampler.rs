@@ -5,7 +5,7 @@
 //! draw. `temperature <= 0` is greedy (argmax after the penalty; ties go to the lowest id).
 #![deny(unsafe_code)]
 
-use crate::arena::{slot_bytes, Arena, ArenaError};
+use crate::arena::{Arena, ArenaError, slot_bytes};
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,8 +95,17 @@ impl<'a> Sampler<'a> {
     }
 
     /// A sampler for `n_vocab` tokens.
-    pub fn new(config: SamplerConfig, n_vocab: usize, arena: &mut Arena<'a>) -> Result<Self, ArenaError> {
-        Ok(Self { config, rng: Rng::new(config.seed), ids: arena.alloc(n_vocab)?, vals: arena.alloc(n_vocab)? })
+    pub fn new(
+        config: SamplerConfig,
+        n_vocab: usize,
+        arena: &mut Arena<'a>,
+    ) -> Result<Self, ArenaError> {
+        Ok(Self {
+            config,
+            rng: Rng::new(config.seed),
+            ids: arena.alloc(n_vocab)?,
+            vals: arena.alloc(n_vocab)?,
+        })
     }
 
     /// Re-seeds the RNG.
@@ -132,9 +141,8 @@ impl<'a> Sampler<'a> {
         }
         // Work on (id, logit) pairs sorted by descending logit, ties by id.
         let mut len = n;
-        let cmp = |a: &u32, b: &u32, v: &[f32]| {
-            v[*b as usize].total_cmp(&v[*a as usize]).then(a.cmp(b))
-        };
+        let cmp =
+            |a: &u32, b: &u32, v: &[f32]| v[*b as usize].total_cmp(&v[*a as usize]).then(a.cmp(b));
         if cfg.top_k > 0 && cfg.top_k < len {
             ids.select_nth_unstable_by(cfg.top_k - 1, |a, b| cmp(a, b, vals));
             len = cfg.top_k;
@@ -216,7 +224,13 @@ mod tests {
     #[test]
     fn seeded_sampling_is_reproducible_and_respects_top_k() {
         let logits: std::vec::Vec<f32> = (0..100).map(|i| (i % 7) as f32 * 0.3).collect();
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 3, top_p: 1.0, min_p: 0.0, ..SamplerConfig::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 3,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..SamplerConfig::default()
+        };
         let mut b1 = std::vec![0u8; 8192];
         let mut b2 = std::vec![0u8; 8192];
         let mut s1 = sampler(&mut b1, cfg, 100);
@@ -232,7 +246,13 @@ mod tests {
     #[test]
     fn min_p_and_top_p_cut_the_tail() {
         let logits = [10.0f32, 9.9, 0.0, -5.0];
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.5, ..SamplerConfig::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.5,
+            ..SamplerConfig::default()
+        };
         let mut b = std::vec![0u8; 4096];
         let mut s = sampler(&mut b, cfg, 4);
         for _ in 0..100 {

@@ -5,7 +5,7 @@
 //!
 //! Nothing here allocates: [`Session::plan`] gives the exact arena size first.
 
-use crate::arena::{slot_bytes, Arena, ALIGN};
+use crate::arena::{ALIGN, Arena, slot_bytes};
 use crate::engine::{Engine, Logits, Plan, PlanOptions};
 use crate::error::Error;
 use crate::gguf::Gguf;
@@ -264,12 +264,16 @@ impl<'a> Session<'a> {
     /// when `allow_special`) into the session's prompt buffer; returns the token count.
     pub fn encode_prompt(&mut self, text: &str, allow_special: bool) -> Result<usize, Error> {
         let add_bos = self.tokenizer.add_bos_default() && self.tokenizer.bos().is_some();
-        let n = self.tokenizer.encode(text, add_bos, allow_special, self.prompt).map_err(|e| match e {
-            TokenizeError::TooManyTokens { .. } => {
-                Error::ContextFull { n_ctx: self.prompt.len(), needed: self.prompt.len() + 1 }
-            }
-            e => Error::Tokenize(e),
-        })?;
+        let n =
+            self.tokenizer.encode(text, add_bos, allow_special, self.prompt).map_err(
+                |e| match e {
+                    TokenizeError::TooManyTokens { .. } => Error::ContextFull {
+                        n_ctx: self.prompt.len(),
+                        needed: self.prompt.len() + 1,
+                    },
+                    e => Error::Tokenize(e),
+                },
+            )?;
         Ok(n)
     }
 
@@ -406,10 +410,13 @@ impl<'a> Session<'a> {
     fn encode_text_run(&mut self, len: usize, n: &mut usize, bos: bool) -> Result<(), Error> {
         let s = core::str::from_utf8(&self.text[..len]).unwrap_or("");
         let cap = self.prompt.len();
-        let k = self.tokenizer.encode(s, bos, false, &mut self.prompt[*n..]).map_err(|e| match e {
-            TokenizeError::TooManyTokens { .. } => Error::ContextFull { n_ctx: cap, needed: cap + 1 },
-            e => Error::Tokenize(e),
-        })?;
+        let k =
+            self.tokenizer.encode(s, bos, false, &mut self.prompt[*n..]).map_err(|e| match e {
+                TokenizeError::TooManyTokens { .. } => {
+                    Error::ContextFull { n_ctx: cap, needed: cap + 1 }
+                }
+                e => Error::Tokenize(e),
+            })?;
         *n += k;
         Ok(())
     }
@@ -524,12 +531,18 @@ impl<'a> Session<'a> {
         let reserve = max_new.min(self.n_ctx() / 4).max(1);
         if self.engine.pos() + n + reserve > self.n_ctx() {
             if !self.opts.drop_old_turns || self.engine.pos() == 0 {
-                return Err(Error::ContextFull { n_ctx: self.n_ctx(), needed: self.engine.pos() + n + reserve });
+                return Err(Error::ContextFull {
+                    n_ctx: self.n_ctx(),
+                    needed: self.engine.pos() + n + reserve,
+                });
             }
             self.drop_turns(n + reserve, par)?;
             n = self.format_turn(user)?;
             if self.engine.pos() + n > self.n_ctx() {
-                return Err(Error::ContextFull { n_ctx: self.n_ctx(), needed: self.engine.pos() + n });
+                return Err(Error::ContextFull {
+                    n_ctx: self.n_ctx(),
+                    needed: self.engine.pos() + n,
+                });
             }
         }
         self.pending_eot = false;
@@ -564,7 +577,9 @@ impl<'a> Session<'a> {
         let pos = self.engine.pos();
         // Keep turns from index `k` on; turn 0 carries BOS + system, which we re-encode.
         let mut k = 1;
-        while k < self.turns.len() && pos - self.turns[k] + room + self.system_len + 8 > self.n_ctx() {
+        while k < self.turns.len()
+            && pos - self.turns[k] + room + self.system_len + 8 > self.n_ctx()
+        {
             k += 1;
         }
         let keep_from = if k < self.turns.len() { self.turns[k] } else { pos };
@@ -578,7 +593,10 @@ impl<'a> Session<'a> {
             }
             let end = len + self.system_len;
             if end > self.text.len() {
-                return Err(Error::Tokenize(TokenizeError::OutputTooSmall { needed: end, capacity: self.text.len() }));
+                return Err(Error::Tokenize(TokenizeError::OutputTooSmall {
+                    needed: end,
+                    capacity: self.text.len(),
+                }));
             }
             self.text[len..end].copy_from_slice(&self.system[..self.system_len]);
             self.encode_text_run(end, &mut n, bos)?;

@@ -147,7 +147,8 @@ fn boot_and_prompt(target: &str, machine: &str, via: &str, core: &str) {
     // Exactly the tokens the host produces for the same prompt (greedy, 64 new tokens).
     let expected = host_greedy("Once upon a time", 64);
     assert!(
-        out.contains(&format!("> Once upon a time\n{expected}")) || out.contains(&format!("> Once upon a time\r\n{expected}")),
+        out.contains(&format!("> Once upon a time\n{expected}"))
+            || out.contains(&format!("> Once upon a time\r\n{expected}")),
         "{target} ({via}): the UART answer differs from the host's greedy output {expected:?}:\n{out}"
     );
     match via {

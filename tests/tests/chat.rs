@@ -2,11 +2,11 @@
 //! markers only from the template), user text never becomes special tokens, the KV cache is kept
 //! between turns, a full context is a clear error, and `drop_old_turns` keeps going.
 
+use tern_runtime::Error;
 use tern_runtime::gguf::Gguf;
 use tern_runtime::par::Serial;
 use tern_runtime::sampler::SamplerConfig;
 use tern_runtime::session::{ChatTemplate, Control, Session, SessionOptions, Sink};
-use tern_runtime::Error;
 
 mod common {
     include!("common/twin.rs");
@@ -47,7 +47,9 @@ fn encode_all(s: &Session<'_>, text: &str, bos: bool) -> Vec<u32> {
 
 #[test]
 fn templates_format_like_the_reference_strings() {
-    for (file, template) in [(tiny(), ChatTemplate::Llama3), (common::bitnet25_twin(), ChatTemplate::Bitnet)] {
+    for (file, template) in
+        [(tiny(), ChatTemplate::Llama3), (common::bitnet25_twin(), ChatTemplate::Bitnet)]
+    {
         let g = Gguf::parse(&file).unwrap();
         let o = opts(256, false);
         let mut arena = vec![0u8; Session::plan(&g, &o).unwrap().total];
@@ -62,7 +64,11 @@ fn templates_format_like_the_reference_strings() {
         };
         let want = encode_all(&s, &first, true);
         assert_eq!(st.n_prompt, want.len());
-        assert_eq!(s.n_past(), want.len() + st.n_gen, "prompt and every sampled token are in the cache");
+        assert_eq!(
+            s.n_past(),
+            want.len() + st.n_gen,
+            "prompt and every sampled token are in the cache"
+        );
         // Second turn, with a literal special-token string in the user's text: it stays text.
         let mut sink2 = Collect(Vec::new(), String::new());
         let before = s.n_past();

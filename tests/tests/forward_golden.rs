@@ -4,12 +4,12 @@
 //! tier this CPU can run. Tolerances: fixtures README "Recommended tolerances".
 
 use std::path::PathBuf;
+use tern_kernels::{CpuFeatures, KernelSet, Tier};
 use tern_runtime::arena::Arena;
 use tern_runtime::engine::{Engine, Logits, Plan, PlanOptions};
 use tern_runtime::gguf::Gguf;
 use tern_runtime::model::{Config, Weights};
 use tern_runtime::par::{Parallel, Serial};
-use tern_kernels::{CpuFeatures, KernelSet, Tier};
 
 /// Per-position max |Δ| (fixture tolerance 0.35, plus f16 storage rounding of the reference).
 const MAX_ABS: f32 = 0.35 + 0.01;
@@ -26,7 +26,9 @@ fn data(name: &str) -> PathBuf {
 
 fn read_f16(path: &PathBuf) -> Vec<f32> {
     let b = std::fs::read(path).unwrap();
-    b.chunks_exact(2).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect()
+    b.chunks_exact(2)
+        .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+        .collect()
 }
 
 struct Prompt {
@@ -48,12 +50,23 @@ fn prompts() -> Vec<Prompt> {
         .iter()
         .map(|p| {
             let name = p["name"].as_str().unwrap().to_string();
-            let ids = p["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let ids =
+                p["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
             let g = &p["greedy"];
-            let greedy = g["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-            let margins = g["margins"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let greedy =
+                g["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let margins =
+                g["margins"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
             let r = |k: &str| read_f16(&data(&format!("tiny-trained.ref/{name}.{k}.f16")));
-            Prompt { prompt: r("prompt"), onebyone: r("onebyone"), steps: r("greedy"), name, ids, greedy, margins }
+            Prompt {
+                prompt: r("prompt"),
+                onebyone: r("onebyone"),
+                steps: r("greedy"),
+                name,
+                ids,
+                greedy,
+                margins,
+            }
         })
         .collect()
 }
@@ -116,9 +129,19 @@ fn check_model(file: &[u8], kernels: KernelSet, par: &dyn Parallel) -> Vec<Vec<f
         let mut agree = 0;
         for i in 0..p.ids.len() {
             let row = &got[i * n_vocab..(i + 1) * n_vocab];
-            agree += compare(&format!("{} batch pos {i}", p.name), row, &p.prompt[i * n_vocab..(i + 1) * n_vocab], None) as usize;
+            agree += compare(
+                &format!("{} batch pos {i}", p.name),
+                row,
+                &p.prompt[i * n_vocab..(i + 1) * n_vocab],
+                None,
+            ) as usize;
         }
-        assert!(agree as f64 / p.ids.len() as f64 >= MIN_ARGMAX, "{}: argmax agreement {agree}/{}", p.name, p.ids.len());
+        assert!(
+            agree as f64 / p.ids.len() as f64 >= MIN_ARGMAX,
+            "{}: argmax agreement {agree}/{}",
+            p.name,
+            p.ids.len()
+        );
         all_logits.push(got.clone());
         // Teacher-forced greedy: step 0 is the last batched row; step g feeds greedy id g-1 alone.
         let mut agree = 0;
@@ -129,18 +152,38 @@ fn check_model(file: &[u8], kernels: KernelSet, par: &dyn Parallel) -> Vec<Vec<f
                 r.engine.eval(&[p.greedy[g - 1]], Logits::Last, par).unwrap();
                 r.engine.last_logits().to_vec()
             };
-            agree += compare(&format!("{} greedy step {g}", p.name), &row, &p.steps[g * n_vocab..(g + 1) * n_vocab], Some(p.greedy[g] as usize)) as usize;
+            agree += compare(
+                &format!("{} greedy step {g}", p.name),
+                &row,
+                &p.steps[g * n_vocab..(g + 1) * n_vocab],
+                Some(p.greedy[g] as usize),
+            ) as usize;
         }
-        assert!(agree as f64 / p.greedy.len() as f64 >= MIN_ARGMAX, "{}: teacher-forced argmax {agree}/{}", p.name, p.greedy.len());
+        assert!(
+            agree as f64 / p.greedy.len() as f64 >= MIN_ARGMAX,
+            "{}: teacher-forced argmax {agree}/{}",
+            p.name,
+            p.greedy.len()
+        );
         // One token per call.
         let mut arena = Vec::new();
         let mut r = engine(file, &mut arena, kernels, 1);
         let mut agree = 0;
         for (i, &t) in p.ids.iter().enumerate() {
             r.engine.eval(&[t], Logits::Last, par).unwrap();
-            agree += compare(&format!("{} onebyone pos {i}", p.name), r.engine.last_logits(), &p.onebyone[i * n_vocab..(i + 1) * n_vocab], None) as usize;
+            agree += compare(
+                &format!("{} onebyone pos {i}", p.name),
+                r.engine.last_logits(),
+                &p.onebyone[i * n_vocab..(i + 1) * n_vocab],
+                None,
+            ) as usize;
         }
-        assert!(agree as f64 / p.ids.len() as f64 >= MIN_ARGMAX, "{}: onebyone argmax {agree}/{}", p.name, p.ids.len());
+        assert!(
+            agree as f64 / p.ids.len() as f64 >= MIN_ARGMAX,
+            "{}: onebyone argmax {agree}/{}",
+            p.name,
+            p.ids.len()
+        );
         // Free-running greedy from the batched prompt.
         let mut arena = Vec::new();
         let mut r = engine(file, &mut arena, kernels, 1);
@@ -148,7 +191,13 @@ fn check_model(file: &[u8], kernels: KernelSet, par: &dyn Parallel) -> Vec<Vec<f
         for g in 0..p.greedy.len() {
             let id = tern_runtime::sampler::argmax(r.engine.last_logits()) as u32;
             if id != p.greedy[g] {
-                assert!(p.margins[g] < GREEDY_MARGIN, "{}: greedy step {g} gave {id}, reference {} with margin {}", p.name, p.greedy[g], p.margins[g]);
+                assert!(
+                    p.margins[g] < GREEDY_MARGIN,
+                    "{}: greedy step {g} gave {id}, reference {} with margin {}",
+                    p.name,
+                    p.greedy[g],
+                    p.margins[g]
+                );
                 break;
             }
             r.engine.eval(&[id], Logits::Last, par).unwrap();
@@ -164,7 +213,11 @@ fn tiny_trained_matches_bitnet_cpp() {
     let mut w = WORST.lock().unwrap().clone();
     w.sort_by(|a, b| b.0.total_cmp(&a.0));
     let small = w.iter().filter(|x| x.0 <= 0.01).count();
-    eprintln!("positions compared: {}, with max|Δ| <= 0.01 (f16 storage): {small}; worst: {:?}", w.len(), &w[..5.min(w.len())]);
+    eprintln!(
+        "positions compared: {}, with max|Δ| <= 0.01 (f16 storage): {small}; worst: {:?}",
+        w.len(),
+        &w[..5.min(w.len())]
+    );
 }
 
 #[test]
@@ -178,7 +231,11 @@ fn bitnet25_twin_matches_and_equals_b158() {
     let mut r = engine(&file, &mut arena, KernelSet::REFERENCE, 256);
     let p = &prompts()[0];
     r.engine.eval(&p.ids, Logits::All, &Serial).unwrap();
-    assert_eq!(r.engine.logits(), &a[0][..], "bitnet-25 and bitnet-b1.58 files must give identical logits");
+    assert_eq!(
+        r.engine.logits(),
+        &a[0][..],
+        "bitnet-25 and bitnet-b1.58 files must give identical logits"
+    );
 }
 
 #[test]
@@ -204,7 +261,12 @@ fn identical_logits_for_every_tier_and_thread_count() {
         if let Some(k) = KernelSet::for_tier(f, tier) {
             for par in [&Serial as &dyn Parallel, &TwoThreads] {
                 let got = run(k, par);
-                assert!(got == reference, "tier {} ({}) differs from the reference", tier.name(), k.info.name);
+                assert!(
+                    got == reference,
+                    "tier {} ({}) differs from the reference",
+                    tier.name(),
+                    k.info.name
+                );
             }
         }
     }

@@ -2,7 +2,7 @@
 //! where; random and truncated bytes never panic (property tests).
 
 use proptest::prelude::*;
-use tern_gguf_writer::{ty, GgufWriter, MetaValue};
+use tern_gguf_writer::{GgufWriter, MetaValue, ty};
 use tern_runtime::gguf::{GgmlType, Gguf, GgufError, Limit};
 use tern_runtime::model::{Config, ModelError, Weights};
 
@@ -92,7 +92,10 @@ fn absurd_counts_hit_limits() {
     let mut v = header(0, 1);
     v.extend_from_slice(&(1u64 << 60).to_le_bytes());
     let e = Gguf::parse(&v).unwrap_err();
-    assert!(matches!(e, GgufError::LimitExceeded { limit: Limit::StringLen, offset: 24, .. }), "{e:?}");
+    assert!(
+        matches!(e, GgufError::LimitExceeded { limit: Limit::StringLen, offset: 24, .. }),
+        "{e:?}"
+    );
     // An array of 2^40 u8.
     let mut v = header(0, 1);
     string(&mut v, b"k");
@@ -126,7 +129,10 @@ fn absurd_counts_hit_limits() {
     // Alignment not a power of two.
     let mut w = GgufWriter::new();
     w.meta("general.alignment", MetaValue::U32(48));
-    assert!(matches!(Gguf::parse(&w.to_bytes()).unwrap_err(), GgufError::LimitExceeded { limit: Limit::Alignment, .. }));
+    assert!(matches!(
+        Gguf::parse(&w.to_bytes()).unwrap_err(),
+        GgufError::LimitExceeded { limit: Limit::Alignment, .. }
+    ));
 }
 
 #[test]
@@ -146,12 +152,18 @@ fn offsets_types_and_shapes() {
     w.tensor("a", &[8], ty::F32, vec![0; 32]);
     w.tensor("b", &[8], ty::F32, vec![0; 32]);
     w.tensors[1].offset = Some(4);
-    assert_eq!(Gguf::parse(&w.to_bytes()).unwrap_err(), GgufError::Misaligned { tensor: 1, offset: 4 });
+    assert_eq!(
+        Gguf::parse(&w.to_bytes()).unwrap_err(),
+        GgufError::Misaligned { tensor: 1, offset: 4 }
+    );
     // Unknown tensor type; and 36 (I2_S) outside a BitNet file is ambiguous, so unknown too.
     for id in [99u32, 36] {
         let mut w = GgufWriter::new();
         w.tensor("a", &[128, 1], id, vec![0; 64]);
-        assert_eq!(Gguf::parse(&w.to_bytes()).unwrap_err(), GgufError::UnknownTensorType { tensor: 0, ty: id });
+        assert_eq!(
+            Gguf::parse(&w.to_bytes()).unwrap_err(),
+            GgufError::UnknownTensorType { tensor: 0, ty: id }
+        );
     }
     // ... but I2_S in a bitnet file is fine.
     let mut w = GgufWriter::new();
@@ -205,9 +217,15 @@ fn convert(v: &tern_runtime::gguf::Value<'_>) -> Option<MetaValue> {
         V::I64(x) => MetaValue::I64(x),
         V::F64(x) => MetaValue::F64(x),
         V::Array(a) => match a.elem_type() {
-            8 => MetaValue::Array { elem: 8, items: a.strings().map(|s| MetaValue::Bytes(s.unwrap().to_vec())).collect() },
+            8 => MetaValue::Array {
+                elem: 8,
+                items: a.strings().map(|s| MetaValue::Bytes(s.unwrap().to_vec())).collect(),
+            },
             6 => MetaValue::f32_array(a.f32s()),
-            _ => MetaValue::Array { elem: 5, items: a.ints().map(|x| MetaValue::I32(x as i32)).collect() },
+            _ => MetaValue::Array {
+                elem: 5,
+                items: a.ints().map(|x| MetaValue::I32(x as i32)).collect(),
+            },
         },
     })
 }
@@ -227,7 +245,8 @@ fn model_level_errors_name_the_tensor() {
     assert!(matches!(e, ModelError::ShapeMismatch { .. }), "{e:?}");
     assert!(e.to_string().contains("blk.1.attn_q.weight"), "{e}");
     // Missing tensor.
-    let bad = with_tensor_changed("blk.3.ffn_down.weight", |t| t.name = "blk.3.ffn_dowm.weight".into());
+    let bad =
+        with_tensor_changed("blk.3.ffn_down.weight", |t| t.name = "blk.3.ffn_dowm.weight".into());
     let g = Gguf::parse(&bad).unwrap();
     let e = Weights::from_gguf(&g, &Config::from_gguf(&g).unwrap()).unwrap_err();
     assert_eq!(e.to_string(), "missing tensor blk.3.ffn_down.weight");

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tern_runtime::engine::Logits;
 use tern_runtime::gguf::Gguf;
 use tern_runtime::par::Serial;
-use tern_runtime::sampler::{argmax, SamplerConfig};
+use tern_runtime::sampler::{SamplerConfig, argmax};
 use tern_runtime::session::{ChatTemplate, Session, SessionOptions};
 
 /// Relative tolerance for random-weight models (max |Δ| / max |ref| per position).
@@ -40,7 +40,8 @@ fn llama3_random_tokens_and_logits_match() {
     let Some(dir) = shared() else { return };
     let file = std::fs::read(dir.join("llama3-random.i2_s.gguf")).unwrap();
     let refj: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("llama3-random.ref.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("llama3-random.ref.json")).unwrap())
+            .unwrap();
     let g = Gguf::parse(&file).unwrap();
     assert!(g.get_str("tokenizer.ggml.pre").is_none());
     let opts = SessionOptions {
@@ -73,7 +74,8 @@ fn llama3_random_tokens_and_logits_match() {
         for (i, row_ref) in top.iter().enumerate() {
             let row = &logits[i * n_vocab..(i + 1) * n_vocab];
             let pairs = row_ref.as_array().unwrap();
-            let max_ref = pairs.iter().map(|q| q[1].as_f64().unwrap().abs() as f32).fold(0.0, f32::max);
+            let max_ref =
+                pairs.iter().map(|q| q[1].as_f64().unwrap().abs() as f32).fold(0.0, f32::max);
             let mut d = 0f32;
             for q in pairs {
                 let id = q[0].as_u64().unwrap() as usize;
@@ -82,13 +84,18 @@ fn llama3_random_tokens_and_logits_match() {
             assert!(d / max_ref <= MAX_REL, "{name} pos {i}: Δ {d} vs max {max_ref}");
             agree += (argmax(row) == pairs[0][0].as_u64().unwrap() as usize) as usize;
         }
-        assert!(agree as f64 / top.len() as f64 >= MIN_ARGMAX, "{name}: argmax {agree}/{}", top.len());
+        assert!(
+            agree as f64 / top.len() as f64 >= MIN_ARGMAX,
+            "{name}: argmax {agree}/{}",
+            top.len()
+        );
         // The full last row.
-        let last: Vec<f32> = std::fs::read(dir.join(p["prompt_last_logits"]["file"].as_str().unwrap()))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let last: Vec<f32> =
+            std::fs::read(dir.join(p["prompt_last_logits"]["file"].as_str().unwrap()))
+                .unwrap()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
         let ours = &logits[(feed.len() - 1) * n_vocab..feed.len() * n_vocab];
         let max_ref = last.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = ours.iter().zip(&last).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
@@ -102,7 +109,8 @@ fn llama3_random_tokens_and_logits_match() {
             s.engine.eval(&[greedy[k - 1]], Logits::Last, &Serial).unwrap();
             let row = s.engine.last_logits();
             let pairs = st.as_array().unwrap();
-            let max_ref = pairs.iter().map(|q| q[1].as_f64().unwrap().abs() as f32).fold(0.0, f32::max);
+            let max_ref =
+                pairs.iter().map(|q| q[1].as_f64().unwrap().abs() as f32).fold(0.0, f32::max);
             for q in pairs {
                 let id = q[0].as_u64().unwrap() as usize;
                 let d = (row[id] - q[1].as_f64().unwrap() as f32).abs();
@@ -110,6 +118,9 @@ fn llama3_random_tokens_and_logits_match() {
             }
             agree += (argmax(row) == greedy[k] as usize) as usize;
         }
-        assert!(agree as f64 / (steps.len() - 1).max(1) as f64 >= MIN_ARGMAX, "{name}: greedy argmax {agree}");
+        assert!(
+            agree as f64 / (steps.len() - 1).max(1) as f64 >= MIN_ARGMAX,
+            "{name}: greedy argmax {agree}"
+        );
     }
 }

@@ -51,7 +51,8 @@ impl Sink for Quiet {
 
 #[test]
 fn decoding_does_not_allocate() {
-    let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tiny-trained.i2_s.gguf")).unwrap();
+    let file =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/data/tiny-trained.i2_s.gguf")).unwrap();
     let g = Gguf::parse(&file).unwrap();
     let opts = SessionOptions {
         n_ctx: 256,
@@ -65,7 +66,15 @@ fn decoding_does_not_allocate() {
     // Warm up once (nothing should allocate here either, but the test harness may).
     s.complete("Perl is a", false, 4, &Serial, &mut sink).unwrap();
     WATCH.with(|w| w.set(true));
-    let st = s.complete("By default, sort reads the lines of each file and", false, 24, &Serial, &mut sink).unwrap();
+    let st = s
+        .complete(
+            "By default, sort reads the lines of each file and",
+            false,
+            24,
+            &Serial,
+            &mut sink,
+        )
+        .unwrap();
     s.reset();
     s.set_system("You answer questions about GNU tools.").unwrap();
     let st2 = s.chat("How do I sort a file?", 16, &Serial, &mut sink).unwrap();

@@ -15,7 +15,8 @@ pub struct ModelFile {
 impl ModelFile {
     /// Maps `path` read-only.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let f = File::open(path).map_err(|e| format!("cannot open model {}: {e}", path.display()))?;
+        let f =
+            File::open(path).map_err(|e| format!("cannot open model {}: {e}", path.display()))?;
         // SAFETY: the map is read-only and private to this process; tern never writes the file.
         // If another process truncates or rewrites it while mapped, reads may fault (SIGBUS) —
         // the documented limitation of memory-mapped model files, shared with llama.cpp.
@@ -51,7 +52,10 @@ pub fn kernels(name: Option<&str>) -> Result<KernelSet, String> {
                     .filter(|t| KernelSet::for_tier(f, **t).is_some())
                     .map(|t| t.name())
                     .collect();
-                format!("kernel '{n}' is not available on this CPU (available: {})", avail.join(", "))
+                format!(
+                    "kernel '{n}' is not available on this CPU (available: {})",
+                    avail.join(", ")
+                )
             })
         }
     }

@@ -17,7 +17,11 @@ use tern_runtime::sampler::SamplerConfig;
 use tern_runtime::session::{Control, GenStats, Session, SessionOptions, Sink, StopReason};
 
 #[derive(Parser)]
-#[command(name = "tern", version, about = "Run BitNet b1.58 ternary LLMs on Raspberry Pi-class boards")]
+#[command(
+    name = "tern",
+    version,
+    about = "Run BitNet b1.58 ternary LLMs on Raspberry Pi-class boards"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -256,10 +260,19 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
             tern_runtime::gguf::Value::String(s) => {
                 let s = String::from_utf8_lossy(s);
                 let short: String = s.chars().take(60).collect();
-                if short.len() < s.len() { format!("{short:?}… ({} bytes)", s.len()) } else { format!("{short:?}") }
+                if short.len() < s.len() {
+                    format!("{short:?}… ({} bytes)", s.len())
+                } else {
+                    format!("{short:?}")
+                }
             }
-            tern_runtime::gguf::Value::Array(arr) => format!("[array of {} (type {})]", arr.len(), arr.elem_type()),
-            other => format!("{other:?}").trim_start_matches(|c: char| c.is_alphanumeric()).trim_matches(|c| c == '(' || c == ')').to_string(),
+            tern_runtime::gguf::Value::Array(arr) => {
+                format!("[array of {} (type {})]", arr.len(), arr.elem_type())
+            }
+            other => format!("{other:?}")
+                .trim_start_matches(|c: char| c.is_alphanumeric())
+                .trim_matches(|c| c == '(' || c == ')')
+                .to_string(),
         };
         let _ = writeln!(o, "  {key:<44} {val}");
     }
@@ -285,12 +298,20 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
     for t in g.tensors() {
         let t = t.map_err(|e| e.to_string())?;
         let shape: Vec<String> = t.ne[..t.n_dims as usize].iter().map(|d| d.to_string()).collect();
-        let _ = writeln!(o, "  {:<32} {:<6} [{}] {} bytes", t.name_str(), t.ty.name(), shape.join(", "), t.data.len());
+        let _ = writeln!(
+            o,
+            "  {:<32} {:<6} [{}] {} bytes",
+            t.name_str(),
+            t.ty.name(),
+            shape.join(", "),
+            t.data.len()
+        );
         let e = by_type.entry(t.ty.name()).or_default();
         e.0 += 1;
         e.1 += t.data.len();
     }
-    let summary: Vec<String> = by_type.iter().map(|(k, (n, b))| format!("{n} {k} ({:.1} MiB)", mib(*b))).collect();
+    let summary: Vec<String> =
+        by_type.iter().map(|(k, (n, b))| format!("{n} {k} ({:.1} MiB)", mib(*b))).collect();
     let _ = writeln!(o, "  total: {}", summary.join(", "));
     let opts = session_opts(&a.model, None)?;
     let plan = Session::plan(&g, &opts).map_err(|e| e.to_string())?;
@@ -298,18 +319,32 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
     let _ = writeln!(o, "  weights (mapped, not copied)  {:>10.2} MiB", mib(mf.bytes().len()));
     let _ = writeln!(o, "  KV cache (f16)                {:>10.2} MiB", mib(plan.engine.kv_cache));
     if plan.engine.repacked > 0 {
-        let _ = writeln!(o, "  TL1 weights repacked to I2_S  {:>10.2} MiB", mib(plan.engine.repacked));
+        let _ =
+            writeln!(o, "  TL1 weights repacked to I2_S  {:>10.2} MiB", mib(plan.engine.repacked));
     }
-    let _ = writeln!(o, "  activations                   {:>10.2} MiB", mib(plan.engine.activations));
+    let _ =
+        writeln!(o, "  activations                   {:>10.2} MiB", mib(plan.engine.activations));
     let _ = writeln!(o, "  int8 activations + i32 out    {:>10.2} MiB", mib(plan.engine.quantized));
     let _ = writeln!(o, "  attention scratch + RoPE      {:>10.2} MiB", mib(plan.engine.attention));
     let _ = writeln!(o, "  logits                        {:>10.2} MiB", mib(plan.engine.logits));
     let _ = writeln!(o, "  tokenizer tables              {:>10.2} MiB", mib(plan.tokenizer));
     let _ = writeln!(o, "  sampler                       {:>10.2} MiB", mib(plan.sampler));
-    let _ = writeln!(o, "  history + text                {:>10.2} MiB", mib(plan.history + plan.text));
-    let _ = writeln!(o, "  arena total                   {:>10.2} MiB ({} bytes)", mib(plan.total), plan.total);
+    let _ =
+        writeln!(o, "  history + text                {:>10.2} MiB", mib(plan.history + plan.text));
+    let _ = writeln!(
+        o,
+        "  arena total                   {:>10.2} MiB ({} bytes)",
+        mib(plan.total),
+        plan.total
+    );
     let k = opts.kernels;
-    let _ = writeln!(o, "kernels: {} (tier {}), CPU features: {:?}", k.info.name, k.info.tier.name(), tern_kernels::CpuFeatures::detect());
+    let _ = writeln!(
+        o,
+        "kernels: {} (tier {}), CPU features: {:?}",
+        k.info.name,
+        k.info.tier.name(),
+        tern_kernels::CpuFeatures::detect()
+    );
     let model = std::fs::read_to_string("/proc/device-tree/model").unwrap_or_default();
     let model = model.trim_end_matches('\0').trim();
     // MIDR part from /proc/cpuinfo ("CPU part : 0xd08"); the board's model string wins when known.
@@ -325,7 +360,8 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
         "board: {}",
         match board {
             Some(b) => b.name.to_string(),
-            None if model.is_empty() => "not a known board (no /proc/device-tree/model)".to_string(),
+            None if model.is_empty() =>
+                "not a known board (no /proc/device-tree/model)".to_string(),
             None => format!("unknown ({model})"),
         }
     );
@@ -375,7 +411,9 @@ fn cmd_run(a: &RunArgs) -> Result<(), String> {
     let (mut s, _plan) = load::session(g, session_opts(&a.model, Some(&a.sample))?, &mut arena)?;
     let pool = pool::Pool::new(threads(a.model.threads));
     let mut sink = StdoutSink { t0: Instant::now(), t_prompt: None, out: std::io::stdout() };
-    let st = s.complete(&a.prompt, a.special, a.sample.n, &pool, &mut sink).map_err(|e| e.to_string())?;
+    let st = s
+        .complete(&a.prompt, a.special, a.sample.n, &pool, &mut sink)
+        .map_err(|e| e.to_string())?;
     println!();
     report(&st, &sink);
     Ok(())
@@ -417,7 +455,10 @@ fn cmd_chat(a: &ChatArgs) -> Result<(), String> {
             Ok(st) => {
                 println!();
                 if st.stop == StopReason::ContextFull {
-                    eprintln!("[context full ({} tokens): use /reset, or start with --keep-going]", s.n_ctx());
+                    eprintln!(
+                        "[context full ({} tokens): use /reset, or start with --keep-going]",
+                        s.n_ctx()
+                    );
                 }
                 if tty {
                     report(&st, &sink);
@@ -435,7 +476,9 @@ fn cmd_chat(a: &ChatArgs) -> Result<(), String> {
 fn cmd_tokenize(a: &TokenizeArgs) -> Result<(), String> {
     let text = match (&a.text, &a.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+        (None, Some(f)) => {
+            std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?
+        }
         (None, None) => return Err("give --text TEXT or --file FILE".into()),
     };
     let mf = load::ModelFile::open(&a.model)?;
@@ -484,11 +527,14 @@ fn cmd_eval(a: &EvalArgs) -> Result<(), String> {
         all.extend_from_slice(s.engine.logits());
     }
     let dt = t0.elapsed().as_secs_f64();
-    let argmax: Vec<String> = all
-        .chunks_exact(n_vocab)
-        .map(|r| tern_runtime::sampler::argmax(r).to_string())
-        .collect();
-    println!("{{\"n_pos\": {}, \"n_vocab\": {}, \"argmax\": [{}]}}", ids.len(), n_vocab, argmax.join(", "));
+    let argmax: Vec<String> =
+        all.chunks_exact(n_vocab).map(|r| tern_runtime::sampler::argmax(r).to_string()).collect();
+    println!(
+        "{{\"n_pos\": {}, \"n_vocab\": {}, \"argmax\": [{}]}}",
+        ids.len(),
+        n_vocab,
+        argmax.join(", ")
+    );
     if let Some(p) = &a.dump_logits {
         let mut bytes = Vec::with_capacity(all.len() * 4);
         for v in &all {
@@ -496,6 +542,11 @@ fn cmd_eval(a: &EvalArgs) -> Result<(), String> {
         }
         std::fs::write(p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
-    eprintln!("[{} positions in {:.1} ms, kernels {}]", ids.len(), dt * 1e3, s.engine.kernels.info.name);
+    eprintln!(
+        "[{} positions in {:.1} ms, kernels {}]",
+        ids.len(),
+        dt * 1e3,
+        s.engine.kernels.info.name
+    );
     Ok(())
 }

@@ -131,9 +131,8 @@ impl Parallel for Pool {
         s.done.store(0, Ordering::Release);
         // SAFETY: lifetime erasure only; the pointer is only dereferenced by workers between the
         // publication below and their `done` increment; we wait for all of them before returning.
-        let erased: *const Task = unsafe {
-            std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Task>(task)
-        };
+        let erased: *const Task =
+            unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Task>(task) };
         {
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             st.0 += 1;

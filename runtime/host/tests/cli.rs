@@ -13,7 +13,11 @@ fn model() -> String {
 
 fn tern(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_tern")).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 fn reference() -> serde_json::Value {
@@ -26,7 +30,9 @@ fn run_reproduces_the_fixture_greedy_text() {
     let p = r["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "sort").unwrap();
     let want = format!("{}\n", p["greedy"]["text"].as_str().unwrap());
     let prompt = p["text"].as_str().unwrap();
-    for extra in [&["-t", "1"][..], &["-t", "2"], &["--kernel", "reference", "-t", "2"], &["-b", "3"]] {
+    for extra in
+        [&["-t", "1"][..], &["-t", "2"], &["--kernel", "reference", "-t", "2"], &["-b", "3"]]
+    {
         let m = model();
         let mut args = vec!["run", "-m", &m, "-p", prompt, "-n", "32", "--temp", "0"];
         args.extend_from_slice(extra);
@@ -58,9 +64,21 @@ fn eval_dumps_logits_in_the_fixture_layout() {
     let dir = std::env::temp_dir().join(format!("tern-eval-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("logits.f32");
-    let (code, stdout, err) = tern(&["eval", "-m", &model(), "--tokens", &ids.join(","), "--dump-logits", out.to_str().unwrap()]);
+    let (code, stdout, err) = tern(&[
+        "eval",
+        "-m",
+        &model(),
+        "--tokens",
+        &ids.join(","),
+        "--dump-logits",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    let got: Vec<f32> = std::fs::read(&out).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let got: Vec<f32> = std::fs::read(&out)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     let want: Vec<f32> = std::fs::read(data("tiny-trained.ref/perl.prompt.f16"))
         .unwrap()
         .chunks_exact(2)
@@ -79,7 +97,14 @@ fn eval_dumps_logits_in_the_fixture_layout() {
 fn info_shows_plan_and_tensors() {
     let (code, out, err) = tern(&["info", "-m", &model(), "-c", "128"]);
     assert_eq!(code, 0, "{err}");
-    for needle in ["bitnet-b1.58", "blk.3.ffn_down.weight", "i2_s", "KV cache (f16)", "arena total", "kernels:"] {
+    for needle in [
+        "bitnet-b1.58",
+        "blk.3.ffn_down.weight",
+        "i2_s",
+        "KV cache (f16)",
+        "arena total",
+        "kernels:",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // KV cache: 2 * 4 layers * 128 ctx * 128 kv_dim * 2 bytes = 256 KiB.
@@ -97,7 +122,8 @@ fn bad_input_gives_one_clear_line() {
     let dir = std::env::temp_dir().join(format!("tern-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cut = dir.join("cut.gguf");
-    std::fs::write(&cut, &std::fs::read(data("tiny-trained.i2_s.gguf")).unwrap()[..40_000]).unwrap();
+    std::fs::write(&cut, &std::fs::read(data("tiny-trained.i2_s.gguf")).unwrap()[..40_000])
+        .unwrap();
     let (code, _, err) = tern(&["run", "-m", cut.to_str().unwrap(), "-p", "x"]);
     assert_eq!(code, 1);
     assert!(err.contains("truncated GGUF") && err.contains("offset"), "{err}");
@@ -123,7 +149,12 @@ fn chat_keeps_context_between_turns_and_resets() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"How do I sort a file?\nAnd in reverse?\n/reset\nHow do I sort a file?\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"How do I sort a file?\nAnd in reverse?\n/reset\nHow do I sort a file?\n")
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);

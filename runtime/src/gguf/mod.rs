@@ -118,7 +118,11 @@ impl<'a> Cursor<'a> {
         let at = self.pos;
         let len = self.u64()?;
         if len > limits::MAX_STRING {
-            return Err(GgufError::LimitExceeded { limit: Limit::StringLen, value: len, offset: at });
+            return Err(GgufError::LimitExceeded {
+                limit: Limit::StringLen,
+                value: len,
+                offset: at,
+            });
         }
         self.take(len)
     }
@@ -154,7 +158,11 @@ fn skip_value(c: &mut Cursor<'_>, ty: u32, depth: u32) -> Result<(), GgufError> 
             let elem = c.u32()?;
             let len = c.u64()?;
             if len > limits::MAX_ARRAY {
-                return Err(GgufError::LimitExceeded { limit: Limit::ArrayLen, value: len, offset: at });
+                return Err(GgufError::LimitExceeded {
+                    limit: Limit::ArrayLen,
+                    value: len,
+                    offset: at,
+                });
             }
             if let Some(sz) = scalar_size(elem) {
                 // len <= 2^24 and sz <= 8: no overflow.
@@ -316,11 +324,24 @@ impl<'a> ArrayView<'a> {
     /// The elements as i64 values (any integer element type); empty for other element types.
     pub fn ints(&self) -> IntIter<'a> {
         let size = match self.elem {
-            vt::U8 | vt::I8 | vt::BOOL | vt::U16 | vt::I16 | vt::U32 | vt::I32 | vt::U64
+            vt::U8
+            | vt::I8
+            | vt::BOOL
+            | vt::U16
+            | vt::I16
+            | vt::U32
+            | vt::I32
+            | vt::U64
             | vt::I64 => scalar_size(self.elem).unwrap_or(1) as usize,
             _ => 0,
         };
-        IntIter { body: self.body, elem: self.elem, size, i: 0, len: if size == 0 { 0 } else { self.len as usize } }
+        IntIter {
+            body: self.body,
+            elem: self.elem,
+            size,
+            i: 0,
+            len: if size == 0 { 0 } else { self.len as usize },
+        }
     }
 
     /// The elements as f32 values (f32 arrays only; empty otherwise).
@@ -456,7 +477,11 @@ impl<'a> Gguf<'a> {
         let at = c.pos();
         let n_kv = c.u64()?;
         if n_kv > limits::MAX_KV {
-            return Err(GgufError::LimitExceeded { limit: Limit::KvCount, value: n_kv, offset: at });
+            return Err(GgufError::LimitExceeded {
+                limit: Limit::KvCount,
+                value: n_kv,
+                offset: at,
+            });
         }
         let kv_start = c.pos();
         // Walk the metadata once: validates it and finds alignment / arch / file type.
@@ -470,7 +495,8 @@ impl<'a> Gguf<'a> {
             let v = Value::read(&mut c, ty, 0)?;
             match key {
                 b"general.alignment" => {
-                    let a = v.as_u64().ok_or(GgufError::WrongValueType { offset: ty_at, found: ty })?;
+                    let a =
+                        v.as_u64().ok_or(GgufError::WrongValueType { offset: ty_at, found: ty })?;
                     if a == 0 || !a.is_power_of_two() || a > limits::MAX_ALIGNMENT {
                         return Err(GgufError::LimitExceeded {
                             limit: Limit::Alignment,
@@ -562,7 +588,8 @@ impl<'a> Gguf<'a> {
         index: u32,
         (name, n_dims, ne, ty, offset): RawTensor<'a>,
     ) -> Result<TensorInfo<'a>, GgufError> {
-        let nbytes = ty.nbytes(&ne[..n_dims as usize]).ok_or(GgufError::BadShape { tensor: index })?;
+        let nbytes =
+            ty.nbytes(&ne[..n_dims as usize]).ok_or(GgufError::BadShape { tensor: index })?;
         if offset % self.alignment != 0 {
             return Err(GgufError::Misaligned { tensor: index, offset });
         }
@@ -579,7 +606,11 @@ impl<'a> Gguf<'a> {
                 offset,
                 data: &self.bytes[s as usize..e as usize],
             }),
-            _ => Err(GgufError::TensorOutOfBounds { tensor: index, end: end.unwrap_or(u64::MAX), file_len }),
+            _ => Err(GgufError::TensorOutOfBounds {
+                tensor: index,
+                end: end.unwrap_or(u64::MAX),
+                file_len,
+            }),
         }
     }
 
@@ -619,7 +650,10 @@ impl<'a> Gguf<'a> {
 
     /// Looks a metadata key up.
     pub fn metadata(&self, key: &str) -> Option<Value<'a>> {
-        self.metadata_iter().filter_map(Result::ok).find(|(k, _)| *k == key.as_bytes()).map(|(_, v)| v)
+        self.metadata_iter()
+            .filter_map(Result::ok)
+            .find(|(k, _)| *k == key.as_bytes())
+            .map(|(_, v)| v)
     }
 
     /// A string value (`None` if absent or not a UTF-8 string).
@@ -639,7 +673,11 @@ impl<'a> Gguf<'a> {
 
     /// Iterates over the tensor table.
     pub fn tensors(&self) -> TensorIter<'a> {
-        TensorIter { g: *self, c: Cursor::new(self.bytes, self.ti_start, Section::TensorInfo), i: 0 }
+        TensorIter {
+            g: *self,
+            c: Cursor::new(self.bytes, self.ti_start, Section::TensorInfo),
+            i: 0,
+        }
     }
 
     /// Finds a tensor by name.

@@ -98,15 +98,13 @@ impl Config {
 
     /// Reads the config of a parsed file.
     pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, ModelError> {
-        let arch_s = g.get_str("general.architecture").ok_or(ModelError::MissingKey {
-            key: "general.architecture",
-        })?;
+        let arch_s = g
+            .get_str("general.architecture")
+            .ok_or(ModelError::MissingKey { key: "general.architecture" })?;
         let arch = Arch::from_name(arch_s).ok_or(ModelError::UnsupportedArch)?;
         let p = arch.name();
         let mut keybuf = KeyBuf::new();
-        let mut get = |suffix: &'static str| -> Option<u64> {
-            g.get_u64(keybuf.key(p, suffix))
-        };
+        let mut get = |suffix: &'static str| -> Option<u64> { g.get_u64(keybuf.key(p, suffix)) };
         let n_embd = get(".embedding_length");
         let n_layer = get(".block_count");
         let n_head = get(".attention.head_count");

@@ -5,8 +5,8 @@ pub mod tl1;
 pub mod weights;
 
 pub use config::{Arch, Config, FfnAct};
-pub use weights::{Embedding, LayerWeights, Linear, LinearData, Weights};
 pub use tern_kernels::formats::tl1::Tiling as Tl1Tiling;
+pub use weights::{Embedding, LayerWeights, Linear, LinearData, Weights};
 
 use crate::gguf::GgmlType;
 

@@ -8,9 +8,9 @@
 
 use super::{Arch, Config, ModelError, TensorName};
 use crate::arena::{cast_slice, slot_bytes};
-use tern_kernels::formats::tl1::Tiling;
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use crate::model::config::KeyBuf;
+use tern_kernels::formats::tl1::Tiling;
 
 /// Most transformer blocks a model may have.
 pub const MAX_LAYERS: usize = 128;
@@ -170,7 +170,10 @@ fn norm<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<&'a [f32], ModelError>
     let t = find(g, name)?;
     check_shape(&t, n, 1)?;
     if t.ty != GgmlType::F32 {
-        return Err(ModelError::UnsupportedTensorType { tensor: TensorName::new(t.name), ty: t.ty });
+        return Err(ModelError::UnsupportedTensorType {
+            tensor: TensorName::new(t.name),
+            ty: t.ty,
+        });
     }
     cast_slice::<f32>(t.data).ok_or(ModelError::Misaligned { tensor: TensorName::new(t.name) })
 }
@@ -289,11 +292,12 @@ impl<'a> Weights<'a> {
         let mut kb2 = KeyBuf::new();
         let mut cache = TilingCache::new();
         for l in 0..c.n_layer {
-            let mut lin = |w: &str, s: &str, k: usize, m: usize| -> Result<Linear<'a>, ModelError> {
-                let wn = kb.blk(l, w);
-                let sn = if scaled { Some(kb2.blk(l, s)) } else { None };
-                linear(g, wn, k, m, sn, &mut cache)
-            };
+            let mut lin =
+                |w: &str, s: &str, k: usize, m: usize| -> Result<Linear<'a>, ModelError> {
+                    let wn = kb.blk(l, w);
+                    let sn = if scaled { Some(kb2.blk(l, s)) } else { None };
+                    linear(g, wn, k, m, sn, &mut cache)
+                };
             let wq = lin("attn_q.weight", "attn_q.scale", c.n_embd, c.q_dim())?;
             let wk = lin("attn_k.weight", "attn_k.scale", c.n_embd, c.kv_dim())?;
             let wv = lin("attn_v.weight", "attn_v.scale", c.n_embd, c.kv_dim())?;

@@ -12,7 +12,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use tern_gguf_writer::{ty, GgufWriter, MetaValue};
+use tern_gguf_writer::{GgufWriter, MetaValue, ty};
 
 struct Shape {
     layers: usize,
@@ -55,22 +55,53 @@ fn main() {
     let mut out: Option<PathBuf> = None;
     let mut tok_from: Option<PathBuf> = None;
     let mut seed = 1u64;
-    let mut s = Shape { layers: 30, embd: 2560, ff: 6912, heads: 20, kv_heads: 5, vocab: 128256, ctx: 4096 };
+    let mut s = Shape {
+        layers: 30,
+        embd: 2560,
+        ff: 6912,
+        heads: 20,
+        kv_heads: 5,
+        vocab: 128256,
+        ctx: 4096,
+    };
     while let Some(a) = args.next() {
-        let mut num = || -> usize {
-            args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage())
-        };
+        let mut num =
+            || -> usize { args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()) };
         match a.as_str() {
             "-o" | "--output" => out = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
             "--preset" => match args.next().as_deref() {
                 Some("2b4t") => {
-                    s = Shape { layers: 30, embd: 2560, ff: 6912, heads: 20, kv_heads: 5, vocab: 128256, ctx: 4096 }
+                    s = Shape {
+                        layers: 30,
+                        embd: 2560,
+                        ff: 6912,
+                        heads: 20,
+                        kv_heads: 5,
+                        vocab: 128256,
+                        ctx: 4096,
+                    }
                 }
                 Some("large") => {
-                    s = Shape { layers: 24, embd: 1536, ff: 4096, heads: 16, kv_heads: 16, vocab: 32002, ctx: 2048 }
+                    s = Shape {
+                        layers: 24,
+                        embd: 1536,
+                        ff: 4096,
+                        heads: 16,
+                        kv_heads: 16,
+                        vocab: 32002,
+                        ctx: 2048,
+                    }
                 }
                 Some("tiny") => {
-                    s = Shape { layers: 4, embd: 256, ff: 768, heads: 4, kv_heads: 2, vocab: 2048, ctx: 256 }
+                    s = Shape {
+                        layers: 4,
+                        embd: 256,
+                        ff: 768,
+                        heads: 4,
+                        kv_heads: 2,
+                        vocab: 2048,
+                        ctx: 256,
+                    }
                 }
                 _ => usage(),
             },
@@ -82,13 +113,17 @@ fn main() {
             "--vocab" => s.vocab = num(),
             "--ctx" => s.ctx = num(),
             "--seed" => seed = num() as u64,
-            "--tokenizer-from" => tok_from = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+            "--tokenizer-from" => {
+                tok_from = Some(PathBuf::from(args.next().unwrap_or_else(|| usage())))
+            }
             _ => usage(),
         }
     }
     let Some(out) = out else { usage() };
     if s.embd % 128 != 0 || s.ff % 128 != 0 || s.embd % s.heads != 0 || s.heads % s.kv_heads != 0 {
-        eprintln!("error: embd and ff must be multiples of 128, heads must divide embd, kv-heads must divide heads");
+        eprintln!(
+            "error: embd and ff must be multiples of 128, heads must divide embd, kv-heads must divide heads"
+        );
         std::process::exit(2);
     }
     let bytes = generate(&s, seed, tok_from.as_deref()).unwrap_or_else(|e| {
@@ -159,7 +194,9 @@ fn generate(s: &Shape, seed: u64, tok_from: Option<&std::path::Path>) -> Result<
         let b = |x: &str| format!("blk.{l}.{x}");
         let t = norm(&mut rng, e);
         w.tensor(&b("attn_norm.weight"), &[e as u64], ty::F32, t);
-        for (name, kk, m) in [("attn_q", e, e), ("attn_k", e, kv), ("attn_v", e, kv), ("attn_output", e, e)] {
+        for (name, kk, m) in
+            [("attn_q", e, e), ("attn_k", e, kv), ("attn_v", e, kv), ("attn_output", e, e)]
+        {
             let d = i2s_tensor(&mut rng, kk, m);
             w.tensor(&b(&format!("{name}.weight")), &[kk as u64, m as u64], ty::I2_S, d);
         }
@@ -180,7 +217,13 @@ fn generate(s: &Shape, seed: u64, tok_from: Option<&std::path::Path>) -> Result<
 /// 256 byte tokens (GPT-2 byte-level alphabet), Llama-3-style specials, then filler words.
 fn synthetic_tokenizer(w: &mut GgufWriter, vocab: usize) {
     let mut tokens: Vec<String> = (0u32..256).map(|b| byte_char(b as u8).to_string()).collect();
-    let specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+    let specials = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eot_id|>",
+    ];
     let n_fill = vocab.saturating_sub(256 + specials.len());
     for i in 0..n_fill {
         tokens.push(format!("\u{120}w{i}"));
@@ -188,7 +231,8 @@ fn synthetic_tokenizer(w: &mut GgufWriter, vocab: usize) {
     let first_special = tokens.len() as u32;
     tokens.extend(specials.iter().map(|s| s.to_string()));
     tokens.truncate(vocab);
-    let types: Vec<i32> = (0..tokens.len()).map(|i| if i as u32 >= first_special { 3 } else { 1 }).collect();
+    let types: Vec<i32> =
+        (0..tokens.len()).map(|i| if i as u32 >= first_special { 3 } else { 1 }).collect();
     w.meta("tokenizer.ggml.model", MetaValue::Str("gpt2".into()));
     w.meta("tokenizer.ggml.pre", MetaValue::Str("llama-bpe".into()));
     w.meta("tokenizer.ggml.tokens", MetaValue::str_array(tokens));
@@ -201,7 +245,9 @@ fn synthetic_tokenizer(w: &mut GgufWriter, vocab: usize) {
 
 fn byte_char(b: u8) -> char {
     // GPT-2 bytes_to_unicode: printable Latin-1 maps to itself, the rest to U+0100 + n.
-    let printable = |c: u8| (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || (0xAE..=0xFF).contains(&c);
+    let printable = |c: u8| {
+        (b'!'..=b'~').contains(&c) || (0xA1..=0xAC).contains(&c) || (0xAE..=0xFF).contains(&c)
+    };
     if printable(b) {
         return b as char;
     }
@@ -234,8 +280,13 @@ fn copy_tokenizer(w: &mut GgufWriter, p: &std::path::Path, vocab: usize) -> Resu
             V::Array(a) => MetaValue::i32_array(a.ints().map(|x| x as i32)),
             _ => continue,
         };
-        if key == "tokenizer.ggml.tokens" && matches!(&mv, MetaValue::Array { items, .. } if items.len() != vocab) {
-            return Err(format!("{} has a different vocabulary size than --vocab {vocab}", p.display()));
+        if key == "tokenizer.ggml.tokens"
+            && matches!(&mv, MetaValue::Array { items, .. } if items.len() != vocab)
+        {
+            return Err(format!(
+                "{} has a different vocabulary size than --vocab {vocab}",
+                p.display()
+            ));
         }
         w.meta(&key, mv);
     }

@@ -71,7 +71,10 @@ impl MetaValue {
 
     /// An array of strings.
     pub fn str_array<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Self {
-        MetaValue::Array { elem: 8, items: items.into_iter().map(|s| MetaValue::Str(s.into())).collect() }
+        MetaValue::Array {
+            elem: 8,
+            items: items.into_iter().map(|s| MetaValue::Str(s.into())).collect(),
+        }
     }
 
     /// An array of i32.
@@ -163,7 +166,13 @@ impl GgufWriter {
 
     /// Adds a tensor.
     pub fn tensor(&mut self, name: &str, ne: &[u64], ty: u32, data: Vec<u8>) -> &mut Self {
-        self.tensors.push(TensorEntry { name: name.into(), ne: ne.to_vec(), ty, data, offset: None });
+        self.tensors.push(TensorEntry {
+            name: name.into(),
+            ne: ne.to_vec(),
+            ty,
+            data,
+            offset: None,
+        });
         self
     }
 
