@@ -43,6 +43,20 @@ pub struct Pool {
 }
 
 const SPIN: u32 = 20_000;
+/// Busy-wait iterations before each spin also yields the CPU: with another process on the same
+/// core (a Pi running other services), pure spinning starved the thread doing the work
+/// (2-thread decode fell 5× under a competing process).
+const PURE_SPIN: u32 = 512;
+
+/// One step of a spin-wait: a pause hint first, then `yield_now` so a competing thread runs.
+#[inline]
+fn backoff(spins: u32) {
+    if spins < PURE_SPIN {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
 
 impl Pool {
     /// A pool that runs jobs on `threads` threads (the caller included).
@@ -86,7 +100,7 @@ fn worker(s: &Shared) {
         // Spin for a new generation, then park.
         let mut spins = 0;
         while s.generation.load(Ordering::Acquire) == seen && spins < SPIN {
-            std::hint::spin_loop();
+            backoff(spins);
             spins += 1;
         }
         let (task, n) = {
@@ -144,7 +158,7 @@ impl Parallel for Pool {
         let workers = self.workers.len();
         let mut spins = 0;
         while s.done.load(Ordering::Acquire) < workers && spins < SPIN * 4 {
-            std::hint::spin_loop();
+            backoff(spins);
             spins += 1;
         }
         let mut g = s.done_lock.lock().unwrap_or_else(|e| e.into_inner());

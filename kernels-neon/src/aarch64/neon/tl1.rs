@@ -232,18 +232,6 @@ unsafe fn pass(w: &[u8], k: usize, t: Tiling, base: usize, lut: &[PairTable]) ->
     res
 }
 
-/// Installs the TL1-tier kernel set. TL1 needs its own weight format, so for the I2_S entry
-/// points of a [`crate::KernelSet`] this tier uses the NEON kernels (which win on instruction
-/// counts, see the crate README / `count-insns.sh`); only the tier and name differ.
-pub(crate) fn plug(k: &mut crate::KernelSet) {
-    super::plug(k);
-    k.info = crate::KernelInfo {
-        tier: crate::Tier::Tl1,
-        name: "tl1_i2s_gemv_4x1",
-        quality: crate::Quality::Lut,
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
