@@ -151,6 +151,31 @@ pub struct Session<'a> {
     opts: SessionOptions,
 }
 
+/// Evaluates `tokens` after the cached ones in batches of the engine's `n_batch` (logits for the
+/// last token only) and records them in `history`. A free function so callers can pass the
+/// session's own prompt buffer while the engine and history are borrowed mutably.
+fn prefill(
+    engine: &mut Engine<'_>,
+    history: &mut [u32],
+    tokens: &[u32],
+    par: &dyn Parallel,
+) -> Result<(), Error> {
+    let needed = engine.pos() + tokens.len();
+    let n_ctx = engine.options().n_ctx;
+    if needed > n_ctx {
+        return Err(Error::ContextFull { n_ctx, needed });
+    }
+    let nb = engine.options().n_batch;
+    let mut chunks = tokens.chunks(nb).peekable();
+    while let Some(chunk) = chunks.next() {
+        let which = if chunks.peek().is_none() { Logits::Last } else { Logits::None };
+        let at = engine.pos();
+        engine.eval(chunk, which, par)?;
+        history[at..at + chunk.len()].copy_from_slice(chunk);
+    }
+    Ok(())
+}
+
 impl<'a> Session<'a> {
     /// Exact arena bytes for `model` with `opts`.
     pub fn plan(g: &Gguf<'_>, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
@@ -284,19 +309,7 @@ impl<'a> Session<'a> {
 
     /// Evaluates `tokens` after the cached ones, in batches; the last row's logits are kept.
     pub fn feed(&mut self, tokens: &[u32], par: &dyn Parallel) -> Result<(), Error> {
-        let needed = self.engine.pos() + tokens.len();
-        if needed > self.n_ctx() {
-            return Err(Error::ContextFull { n_ctx: self.n_ctx(), needed });
-        }
-        let nb = self.engine.options().n_batch;
-        let mut chunks = tokens.chunks(nb).peekable();
-        while let Some(chunk) = chunks.next() {
-            let which = if chunks.peek().is_none() { Logits::Last } else { Logits::None };
-            let at = self.engine.pos();
-            self.engine.eval(chunk, which, par)?;
-            self.history[at..at + chunk.len()].copy_from_slice(chunk);
-        }
-        Ok(())
+        prefill(&mut self.engine, self.history, tokens, par)
     }
 
     /// Completes a raw text prompt, streaming up to `max_new` tokens to `sink`.
@@ -310,20 +323,7 @@ impl<'a> Session<'a> {
     ) -> Result<GenStats, Error> {
         self.reset();
         let n = self.encode_prompt(text, allow_special)?;
-        // Feed straight from the prompt buffer (fields are borrowed disjointly).
-        let tokens: &[u32] = &self.prompt[..n];
-        let needed = self.engine.pos() + tokens.len();
-        if needed > self.n_ctx() {
-            return Err(Error::ContextFull { n_ctx: self.n_ctx(), needed });
-        }
-        let nb = self.engine.options().n_batch;
-        let mut chunks = tokens.chunks(nb).peekable();
-        while let Some(chunk) = chunks.next() {
-            let which = if chunks.peek().is_none() { Logits::Last } else { Logits::None };
-            let at = self.engine.pos();
-            self.engine.eval(chunk, which, par)?;
-            self.history[at..at + chunk.len()].copy_from_slice(chunk);
-        }
+        prefill(&mut self.engine, self.history, &self.prompt[..n], par)?;
         sink.prompt_done(n);
         let mut st = self.generate(max_new, par, sink)?;
         st.n_prompt = n;
@@ -554,17 +554,7 @@ impl<'a> Session<'a> {
         if start == 0 {
             self.prefix_len = 0;
         }
-        // Evaluate straight from the prompt buffer (batched).
-        let nb = self.engine.options().n_batch;
-        let mut off = 0;
-        while off < n {
-            let end = (off + nb).min(n);
-            let which = if end == n { Logits::Last } else { Logits::None };
-            let at = self.engine.pos();
-            self.engine.eval(&self.prompt[off..end], which, par)?;
-            self.history[at..at + end - off].copy_from_slice(&self.prompt[off..end]);
-            off = end;
-        }
+        prefill(&mut self.engine, self.history, &self.prompt[..n], par)?;
         sink.prompt_done(n);
         let mut st = self.generate(max_new, par, sink)?;
         st.n_prompt = n;
@@ -617,16 +607,7 @@ impl<'a> Session<'a> {
         for &t in old.iter().skip(k) {
             let _ = self.turns.push((t as isize - shift) as usize);
         }
-        let nb = self.engine.options().n_batch;
-        let mut off = 0;
-        while off < total {
-            let end = (off + nb).min(total);
-            let which = if end == total { Logits::Last } else { Logits::None };
-            let at = self.engine.pos();
-            self.engine.eval(&self.prompt[off..end], which, par)?;
-            self.history[at..at + end - off].copy_from_slice(&self.prompt[off..end]);
-            off = end;
-        }
+        prefill(&mut self.engine, self.history, &self.prompt[..total], par)?;
         Ok(())
     }
 }
