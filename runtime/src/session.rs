@@ -405,6 +405,27 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Appends the system prompt to the text scratch at `*len`.
+    fn push_system(&mut self, len: &mut usize) -> Result<(), Error> {
+        let end = *len + self.system_len;
+        if end > self.text.len() {
+            return Err(Error::Tokenize(TokenizeError::OutputTooSmall {
+                needed: end,
+                capacity: self.text.len(),
+            }));
+        }
+        self.text[*len..end].copy_from_slice(&self.system[..self.system_len]);
+        *len = end;
+        Ok(())
+    }
+
+    /// Encodes one piece of template text (no special tokens) after `n` prompt ids.
+    fn encode_literal(&mut self, s: &[u8], n: &mut usize) -> Result<(), Error> {
+        let mut len = 0;
+        self.push_text(&mut len, s)?;
+        self.encode_text_run(len, n, false)
+    }
+
     /// Encodes the text scratch (`text[..len]`, never parsing special tokens) after `n`
     /// prompt ids.
     fn encode_text_run(&mut self, len: usize, n: &mut usize, bos: bool) -> Result<(), Error> {
@@ -450,23 +471,13 @@ impl<'a> Session<'a> {
                 let mut len = 0;
                 if first && sys_len > 0 {
                     self.push_text(&mut len, b"System: ")?;
-                    let end = len + sys_len;
-                    if end > self.text.len() {
-                        return Err(Error::Tokenize(TokenizeError::OutputTooSmall {
-                            needed: end,
-                            capacity: self.text.len(),
-                        }));
-                    }
-                    self.text[len..end].copy_from_slice(&self.system[..sys_len]);
-                    len = end;
+                    self.push_system(&mut len)?;
                 }
                 self.push_text(&mut len, b"User: ")?;
                 self.push_text(&mut len, user.as_bytes())?;
                 self.encode_text_run(len, &mut n, bos)?;
                 self.push_special(eot, &mut n)?;
-                let mut len = 0;
-                self.push_text(&mut len, b"Assistant: ")?;
-                self.encode_text_run(len, &mut n, false)?;
+                self.encode_literal(b"Assistant: ", &mut n)?;
             }
             ChatTemplate::Llama3 => {
                 let (sh, eh) = ("<|start_header_id|>", "<|end_header_id|>");
@@ -477,27 +488,16 @@ impl<'a> Session<'a> {
                 }
                 if first && sys_len > 0 {
                     self.push_special(sh, &mut n)?;
-                    let mut len = 0;
-                    self.push_text(&mut len, b"system")?;
-                    self.encode_text_run(len, &mut n, false)?;
+                    self.encode_literal(b"system", &mut n)?;
                     self.push_special(eh, &mut n)?;
                     let mut len = 0;
                     self.push_text(&mut len, b"\n\n")?;
-                    let end = len + sys_len;
-                    if end > self.text.len() {
-                        return Err(Error::Tokenize(TokenizeError::OutputTooSmall {
-                            needed: end,
-                            capacity: self.text.len(),
-                        }));
-                    }
-                    self.text[len..end].copy_from_slice(&self.system[..sys_len]);
-                    self.encode_text_run(end, &mut n, false)?;
+                    self.push_system(&mut len)?;
+                    self.encode_text_run(len, &mut n, false)?;
                     self.push_special(eot, &mut n)?;
                 }
                 self.push_special(sh, &mut n)?;
-                let mut len = 0;
-                self.push_text(&mut len, b"user")?;
-                self.encode_text_run(len, &mut n, false)?;
+                self.encode_literal(b"user", &mut n)?;
                 self.push_special(eh, &mut n)?;
                 let mut len = 0;
                 self.push_text(&mut len, b"\n\n")?;
@@ -505,13 +505,9 @@ impl<'a> Session<'a> {
                 self.encode_text_run(len, &mut n, false)?;
                 self.push_special(eot, &mut n)?;
                 self.push_special(sh, &mut n)?;
-                let mut len = 0;
-                self.push_text(&mut len, b"assistant")?;
-                self.encode_text_run(len, &mut n, false)?;
+                self.encode_literal(b"assistant", &mut n)?;
                 self.push_special(eh, &mut n)?;
-                let mut len = 0;
-                self.push_text(&mut len, b"\n\n")?;
-                self.encode_text_run(len, &mut n, false)?;
+                self.encode_literal(b"\n\n", &mut n)?;
             }
         }
         Ok(n)
@@ -581,15 +577,8 @@ impl<'a> Session<'a> {
             if self.template == ChatTemplate::Bitnet {
                 self.push_text(&mut len, b"System: ")?;
             }
-            let end = len + self.system_len;
-            if end > self.text.len() {
-                return Err(Error::Tokenize(TokenizeError::OutputTooSmall {
-                    needed: end,
-                    capacity: self.text.len(),
-                }));
-            }
-            self.text[len..end].copy_from_slice(&self.system[..self.system_len]);
-            self.encode_text_run(end, &mut n, bos)?;
+            self.push_system(&mut len)?;
+            self.encode_text_run(len, &mut n, bos)?;
         } else if bos {
             self.prompt[0] = self.tokenizer.bos().unwrap_or(0);
             n = 1;
