@@ -2,7 +2,7 @@
 //! `tokenizer.ggml.pre`, BITNET template — like the official 2B4T file) read from `../shared`:
 //! tokenization against Hugging Face ids, prompt logits (top-32 per position and the full last
 //! row) and teacher-forced greedy steps against bitnet.cpp, within the random-model tolerances
-//! of the fixtures README. Not copied into the repo (40 MB); `.ci/test` runs it and fails when
+//! of the fixtures README. Not copied into the repo (40 MB); `.ci/tests.sh` runs it and fails when
 //! the file is missing under CI.
 
 use std::path::PathBuf;
