@@ -23,6 +23,7 @@ mod aarch64;
 pub mod dispatch;
 pub mod formats;
 pub mod reference;
+mod shape;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]

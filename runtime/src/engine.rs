@@ -272,14 +272,7 @@ impl<'a> Engine<'a> {
         let ks = self.kernels;
 
         // Attention block.
-        for t in 0..n {
-            ops::rmsnorm(
-                &b.x[t * e..(t + 1) * e],
-                lw.attn_norm,
-                c.rms_eps,
-                &mut b.xb[t * e..(t + 1) * e],
-            );
-        }
+        norm_rows(b.x, lw.attn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
         matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.q, false);
         matmul(&ks, par, &lw.wk, b.xq, b.xs, n, b.iout, b.k, false);
@@ -332,14 +325,7 @@ impl<'a> Engine<'a> {
         matmul(&ks, par, &lw.wo, b.xq, b.xs, n, b.iout, b.x, true);
 
         // FFN block.
-        for t in 0..n {
-            ops::rmsnorm(
-                &b.x[t * e..(t + 1) * e],
-                lw.ffn_norm,
-                c.rms_eps,
-                &mut b.xb[t * e..(t + 1) * e],
-            );
-        }
+        norm_rows(b.x, lw.ffn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
         matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.hb, false);
         matmul(&ks, par, &lw.w_up, b.xq, b.xs, n, b.iout, b.hb2, false);
@@ -407,6 +393,13 @@ fn repack_tl1<'a>(lin: &mut Linear<'a>, arena: &mut Arena<'a>) -> Result<(), Err
     }
     lin.data = LinearData::I2s { packed: out, scale };
     Ok(())
+}
+
+/// `out[t] = rmsnorm(x[t]) · w` for `n` rows of width `k`.
+fn norm_rows(x: &[f32], w: &[f32], eps: f32, k: usize, n: usize, out: &mut [f32]) {
+    for (xr, orow) in x[..n * k].chunks_exact(k).zip(out[..n * k].chunks_exact_mut(k)) {
+        ops::rmsnorm(xr, w, eps, orow);
+    }
 }
 
 /// Quantises `n` rows of width `k` (stride `k`) into `xq`, scales into `xs`.

@@ -18,9 +18,10 @@ use core::arch::aarch64::*;
 
 use super::sdot::sdot;
 use crate::aarch64::load;
-use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode, rows_of, sum_i8};
+use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode};
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
+use crate::shape::{self, sum_i8};
 
 /// Tokens whose `Σq` are computed together.
 const TOKEN_CHUNK: usize = 64;
@@ -30,14 +31,12 @@ const TOKEN_CHUNK: usize = 64;
 /// # Panics
 /// If `q.len() != k` or `w` is too short.
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()) else {
         return reference::i2s_gemv(w, k, row0, q, out);
-    }
-    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
-    let w = rows_of(w, k, row0, out.len());
+    };
     // SAFETY: shapes checked above (k % 128 == 0, q.len() == k, w holds out.len() rows); the
     // dotprod feature is present because this fn is installed only by `dotprod::plug` (module doc).
-    unsafe { gemv_impl(w, k, q, out) }
+    unsafe { gemv_impl(rows, k, q, out) }
 }
 
 /// # Safety
@@ -97,17 +96,11 @@ unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: us
 /// # Panics
 /// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
 pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemm_rows(w, k, row0, q, n, out.len()) else {
         return reference::i2s_gemm(w, k, row0, q, n, out);
-    }
-    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
-    if n == 0 {
-        return;
-    }
-    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
-    let w = rows_of(w, k, row0, out.len() / n);
+    };
     // SAFETY: shapes checked above; dotprod present because only `dotprod::plug` installs this.
-    unsafe { gemm_impl(w, k, q, n, out) }
+    unsafe { gemm_impl(rows, k, q, n, out) }
 }
 
 /// # Safety

@@ -19,6 +19,7 @@ use core::arch::aarch64::*;
 use crate::aarch64::load;
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
+use crate::shape::{self, sum_i8};
 
 /// Rows per GEMV tile (they share the activation loads).
 pub(crate) const GEMV_ROWS: usize = 4;
@@ -59,38 +60,17 @@ fn mla16(acc: int16x8_t, c: int8x16_t, q: int8x16_t) -> int16x8_t {
     vmlal_high_s8(vmlal_s8(acc, vget_low_s8(c), vget_low_s8(q)), c, q)
 }
 
-/// `Σ q` (i32).
-#[inline]
-pub(crate) fn sum_i8(q: &[i8]) -> i32 {
-    q.iter().map(|&v| v as i32).sum()
-}
-
-/// Checks the shape and returns the packed bytes of rows `row0 .. row0 + rows`.
-///
-/// # Panics
-/// If `w` is too short.
-#[inline]
-pub(crate) fn rows_of(w: &[u8], k: usize, row0: usize, rows: usize) -> &[u8] {
-    let rb = k / 4;
-    match row0.checked_add(rows).and_then(|r| r.checked_mul(rb)) {
-        Some(end) if end <= w.len() => &w[row0 * rb..end],
-        _ => panic!("i2s: weights too short for the requested rows"),
-    }
-}
-
 /// NEON [`crate::dispatch::I2sGemvFn`].
 ///
 /// # Panics
 /// If `q.len() != k` or `w` is too short.
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()) else {
         return reference::i2s_gemv(w, k, row0, q, out);
-    }
-    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
-    let w = rows_of(w, k, row0, out.len());
+    };
     // SAFETY: k % 128 == 0, q.len() == k and w.len() == out.len() * k / 4 (checked above);
     // NEON is baseline for this module (cfg).
-    unsafe { gemv_impl(w, k, q, out) }
+    unsafe { gemv_impl(rows, k, q, out) }
 }
 
 /// # Safety
@@ -160,18 +140,12 @@ unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: us
 /// # Panics
 /// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
 pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemm_rows(w, k, row0, q, n, out.len()) else {
         return reference::i2s_gemm(w, k, row0, q, n, out);
-    }
-    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
-    if n == 0 {
-        return;
-    }
-    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
-    let w = rows_of(w, k, row0, out.len() / n);
+    };
     // SAFETY: k % 128 == 0, q.len() == n*k, out.len() % n == 0, w holds out.len()/n rows
     // (checked above); NEON is baseline for this module (cfg).
-    unsafe { gemm_impl(w, k, q, n, out) }
+    unsafe { gemm_impl(rows, k, q, n, out) }
 }
 
 /// # Safety

@@ -15,6 +15,7 @@ use core::arch::x86_64::*;
 
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
+use crate::shape::{self, sum_i8};
 
 /// Rows per GEMV tile (they share the activation loads).
 const GEMV_ROWS: usize = 4;
@@ -77,34 +78,17 @@ fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// `Σ q` (i32).
-#[inline]
-fn sum_i8(q: &[i8]) -> i32 {
-    q.iter().map(|&v| v as i32).sum()
-}
-
-/// Checks the shape and returns the packed bytes of rows `row0 .. row0 + rows`.
-fn rows_of(w: &[u8], k: usize, row0: usize, rows: usize) -> &[u8] {
-    let rb = k / 4;
-    match row0.checked_add(rows).and_then(|r| r.checked_mul(rb)) {
-        Some(end) if end <= w.len() => &w[row0 * rb..end],
-        _ => panic!("i2s: weights too short for the requested rows"),
-    }
-}
-
 /// AVX2 [`crate::dispatch::I2sGemvFn`].
 ///
 /// # Panics
 /// If `q.len() != k` or `w` is too short.
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()) else {
         return reference::i2s_gemv(w, k, row0, q, out);
-    }
-    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
-    let w = rows_of(w, k, row0, out.len());
+    };
     // SAFETY: shapes checked above; AVX2/FMA/F16C present because only `avx2::plug` installs
     // this fn (module doc).
-    unsafe { gemv_impl(w, k, q, out) }
+    unsafe { gemv_impl(rows, k, q, out) }
 }
 
 /// # Safety
@@ -175,17 +159,11 @@ unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: us
 /// # Panics
 /// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
 pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
-    if k == 0 || !k.is_multiple_of(BLOCK) {
+    let Some(rows) = shape::gemm_rows(w, k, row0, q, n, out.len()) else {
         return reference::i2s_gemm(w, k, row0, q, n, out);
-    }
-    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
-    if n == 0 {
-        return;
-    }
-    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
-    let w = rows_of(w, k, row0, out.len() / n);
+    };
     // SAFETY: shapes checked above; AVX2 present because only `avx2::plug` installs this fn.
-    unsafe { gemm_impl(w, k, q, n, out) }
+    unsafe { gemm_impl(rows, k, q, n, out) }
 }
 
 /// # Safety

@@ -1,0 +1,67 @@
+//! Shape checks shared by every optimized I2_S tier: the safe entry points validate here, then
+//! call their `unsafe` `#[target_feature]` bodies (checked/unchecked twins, STYLE §4.4).
+#![cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+
+use crate::formats::i2s::BLOCK;
+
+/// `Σ q` (i32).
+#[inline]
+pub(crate) fn sum_i8(q: &[i8]) -> i32 {
+    q.iter().map(|&v| v as i32).sum()
+}
+
+/// The packed bytes of rows `row0 .. row0 + rows` (row length `k`, `k / 4` bytes per row).
+///
+/// # Panics
+/// If `w` is too short.
+#[inline]
+pub(crate) fn rows_of(w: &[u8], k: usize, row0: usize, rows: usize) -> &[u8] {
+    let rb = k / 4;
+    match row0.checked_add(rows).and_then(|r| r.checked_mul(rb)) {
+        Some(end) if end <= w.len() => &w[row0 * rb..end],
+        _ => panic!("i2s: weights too short for the requested rows"),
+    }
+}
+
+/// Validates a GEMV call. `None`: the SIMD tiers need `k % 128 == 0` (call the reference).
+/// `Some(rows)`: `k % 128 == 0`, `q.len() == k`, and `rows` holds exactly `out_len` rows.
+///
+/// # Panics
+/// If `q.len() != k` or `w` is too short.
+#[inline]
+pub(crate) fn gemv_rows<'w>(
+    w: &'w [u8],
+    k: usize,
+    row0: usize,
+    q: &[i8],
+    out_len: usize,
+) -> Option<&'w [u8]> {
+    if k == 0 || !k.is_multiple_of(BLOCK) {
+        return None;
+    }
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    Some(rows_of(w, k, row0, out_len))
+}
+
+/// Validates a GEMM call. `None`: call the reference (K not a multiple of 128, or no tokens).
+/// `Some(rows)`: `k % 128 == 0`, `n > 0`, `q.len() == n*k`, `out_len % n == 0`, and `rows` holds
+/// exactly `out_len / n` rows.
+///
+/// # Panics
+/// If `q.len() != n*k`, `out_len % n != 0` or `w` is too short.
+#[inline]
+pub(crate) fn gemm_rows<'w>(
+    w: &'w [u8],
+    k: usize,
+    row0: usize,
+    q: &[i8],
+    n: usize,
+    out_len: usize,
+) -> Option<&'w [u8]> {
+    if k == 0 || !k.is_multiple_of(BLOCK) || n == 0 {
+        return None;
+    }
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    assert_eq!(out_len % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    Some(rows_of(w, k, row0, out_len / n))
+}
