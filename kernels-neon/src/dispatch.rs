@@ -48,11 +48,14 @@ pub enum Tier {
     Tl1,
     /// x86_64 AVX2.
     Avx2,
+    /// x86_64 AVX-512 VNNI (`vpdpbusd` on 256-bit registers).
+    Vnni,
 }
 
 impl Tier {
     /// Every tier, in declaration order.
-    pub const ALL: [Tier; 5] = [Tier::Reference, Tier::Neon, Tier::Dotprod, Tier::Tl1, Tier::Avx2];
+    pub const ALL: [Tier; 6] =
+        [Tier::Reference, Tier::Neon, Tier::Dotprod, Tier::Tl1, Tier::Avx2, Tier::Vnni];
 
     /// The name used on the command line (`--kernel NAME`).
     pub const fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Tier {
             Tier::Dotprod => "dotprod",
             Tier::Tl1 => "tl1",
             Tier::Avx2 => "avx2",
+            Tier::Vnni => "vnni",
         }
     }
 
@@ -88,11 +92,12 @@ pub struct CpuFeatures {
     neon: bool,
     dotprod: bool,
     avx2: bool,
+    vnni: bool,
 }
 
 impl CpuFeatures {
     /// No optional features (the reference tier only).
-    pub const NONE: Self = Self { neon: false, dotprod: false, avx2: false };
+    pub const NONE: Self = Self { neon: false, dotprod: false, avx2: false, vnni: false };
 
     /// Detects the running CPU's features (std or test builds: runtime detection; otherwise
     /// compile-time cfg).
@@ -120,6 +125,10 @@ impl CpuFeatures {
             f.avx2 = std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
                 && std::arch::is_x86_feature_detected!("f16c");
+            f.vnni = f.avx2
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512vnni");
         }
         #[cfg(all(
             target_arch = "x86_64",
@@ -130,6 +139,11 @@ impl CpuFeatures {
         ))]
         {
             f.avx2 = true;
+            f.vnni = cfg!(all(
+                target_feature = "avx512f",
+                target_feature = "avx512vl",
+                target_feature = "avx512vnni"
+            ));
         }
         f
     }
@@ -139,7 +153,16 @@ impl CpuFeatures {
     /// # Safety
     /// - The running core must implement every feature set to `true`.
     pub const unsafe fn assume(neon: bool, dotprod: bool, avx2: bool) -> Self {
-        Self { neon, dotprod, avx2 }
+        Self { neon, dotprod, avx2, vnni: false }
+    }
+
+    /// Claims x86_64 features without detecting them: AVX2 (+FMA, F16C) and AVX-512 VNNI
+    /// (+F, VL; `vnni` implies `avx2`).
+    ///
+    /// # Safety
+    /// - The running core must implement every feature set to `true`.
+    pub const unsafe fn assume_x86(avx2: bool, vnni: bool) -> Self {
+        Self { neon: false, dotprod: false, avx2: avx2 || vnni, vnni }
     }
 
     /// ARMv8.0 Advanced SIMD.
@@ -153,6 +176,10 @@ impl CpuFeatures {
     /// x86_64 AVX2 + FMA + F16C.
     pub const fn avx2(self) -> bool {
         self.avx2
+    }
+    /// x86_64 AVX-512 VNNI + VL + F, together with [`Self::avx2`].
+    pub const fn vnni(self) -> bool {
+        self.vnni
     }
 }
 
@@ -193,7 +220,7 @@ impl KernelSet {
 
     /// The best set for `features`, never above `max_tier` (when given).
     ///
-    /// Priority on aarch64: dotprod > neon > reference; on x86_64: avx2 > reference. The TL1
+    /// Priority on aarch64: dotprod > neon > reference; on x86_64: vnni > avx2 > reference. The TL1
     /// lookup kernel computes TL1-format weights (`aarch64::neon::tl1`); over I2_S weights it lost
     /// to the NEON multiply-accumulate kernel on guest instruction counts (A53 and A72), so no
     /// I2_S set is offered under `Tier::Tl1` and `for_tier(_, Tl1)` is `None`. `max_tier` only lowers: tiers ranking
@@ -219,6 +246,10 @@ impl KernelSet {
         }
         #[cfg(target_arch = "x86_64")]
         {
+            if features.vnni() && allowed(Tier::Vnni) {
+                crate::x86_64::vnni::plug(&mut k);
+                return k;
+            }
             if features.avx2() && allowed(Tier::Avx2) {
                 crate::x86_64::avx2::plug(&mut k);
                 return k;
@@ -236,6 +267,7 @@ impl KernelSet {
             Tier::Neon => 2,
             Tier::Dotprod => 3,
             Tier::Avx2 => 3,
+            Tier::Vnni => 4,
         }
     }
 

@@ -246,6 +246,18 @@ pub fn check_saturation(ks: &KernelSet) {
             assert_eq!(got4, [e; 10], "{}: saturated gemm k={k} w={wv} q={qv}", ks.info.name);
         }
     }
+    // The longest rows a tier's accumulators are proved for (the VNNI GEMV's unshifted top
+    // sub-group reaches exactly −2^31 here), and one block beyond, where tiers fall back.
+    for k in [1 << 22, (1 << 22) + 128] {
+        for (wv, qv) in [(1i8, -128i8), (1, 127)] {
+            let w = pack_i2s(&vec![wv; k]);
+            let q = vec![qv; k];
+            let mut got = [0i32; 1];
+            (ks.i2s_gemv)(&w, k, 0, &q, &mut got);
+            let e = wv as i64 * qv as i64 * k as i64;
+            assert_eq!(got[0] as i64, e, "{}: saturated gemv k={k} q={qv}", ks.info.name);
+        }
+    }
 }
 
 /// GEMM over token counts, `K`s, row offsets and value cases.

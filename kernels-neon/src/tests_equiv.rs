@@ -12,6 +12,7 @@ crate::kernel_equivalence_tests!(neon, Tier::Neon);
 crate::kernel_equivalence_tests!(dotprod, Tier::Dotprod);
 crate::kernel_equivalence_tests!(tl1, Tier::Tl1);
 crate::kernel_equivalence_tests!(avx2, Tier::Avx2);
+crate::kernel_equivalence_tests!(vnni, Tier::Vnni);
 
 /// Every tier this CPU can run (reference included).
 fn available() -> std::vec::Vec<KernelSet> {
@@ -23,7 +24,7 @@ fn reference_is_always_available_and_named() {
     let r = KernelSet::for_tier(CpuFeatures::NONE, Tier::Reference).expect("reference");
     assert_eq!(r.info.name, "reference_i2s_gemv");
     assert_eq!(KernelSet::select(CpuFeatures::NONE, None).info.tier, Tier::Reference);
-    for tier in [Tier::Neon, Tier::Dotprod, Tier::Tl1, Tier::Avx2] {
+    for tier in [Tier::Neon, Tier::Dotprod, Tier::Tl1, Tier::Avx2, Tier::Vnni] {
         assert!(KernelSet::for_tier(CpuFeatures::NONE, tier).is_none(), "{tier:?}");
     }
 }
@@ -35,7 +36,16 @@ fn select_prefers_the_best_and_max_tier_only_lowers() {
     #[cfg(target_arch = "aarch64")]
     assert_eq!(best.info.tier, if f.dotprod() { Tier::Dotprod } else { Tier::Neon });
     #[cfg(target_arch = "x86_64")]
-    assert_eq!(best.info.tier, if f.avx2() { Tier::Avx2 } else { Tier::Reference });
+    assert_eq!(
+        best.info.tier,
+        if f.vnni() {
+            Tier::Vnni
+        } else if f.avx2() {
+            Tier::Avx2
+        } else {
+            Tier::Reference
+        }
+    );
     assert_eq!(KernelSet::select(f, Some(Tier::Reference)).info.tier, Tier::Reference);
     let sel = |t| KernelSet::select(f, Some(t)).info.tier;
     #[cfg(target_arch = "aarch64")]
@@ -51,8 +61,10 @@ fn select_prefers_the_best_and_max_tier_only_lowers() {
         for t in [Tier::Neon, Tier::Tl1] {
             assert_eq!(sel(t), Tier::Reference, "{t:?} must not raise x86 above reference");
         }
-        assert_eq!(sel(Tier::Avx2), best.info.tier);
-        assert_eq!(sel(Tier::Dotprod), best.info.tier);
+        let avx2 = if f.avx2() { Tier::Avx2 } else { Tier::Reference };
+        assert_eq!(sel(Tier::Avx2), avx2);
+        assert_eq!(sel(Tier::Dotprod), avx2);
+        assert_eq!(sel(Tier::Vnni), best.info.tier);
     }
     for tier in Tier::ALL {
         // `for_tier` is exact: it returns the tier asked for or nothing.

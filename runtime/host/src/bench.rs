@@ -59,7 +59,7 @@ pub struct BenchArgs {
     /// Thread counts, comma-separated (e.g. 1,2,4; default: all cores).
     #[arg(short = 't', long = "threads")]
     threads: Option<String>,
-    /// Kernel tier: reference, neon, dotprod, tl1, avx2 (may only lower the detected tier).
+    /// Kernel tier: reference, neon, dotprod, tl1, avx2, vnni (may only lower the detected tier).
     #[arg(long = "kernel")]
     kernel: Option<String>,
     /// Energy source: auto, none, rapl, pmic, hwmon[:NAME], meter:CMD.

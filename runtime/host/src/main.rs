@@ -59,7 +59,7 @@ struct ModelArgs {
     /// Prompt batch size.
     #[arg(short = 'b', long = "batch-size", default_value_t = 64)]
     batch: usize,
-    /// Kernel tier: reference, neon, dotprod, tl1, avx2 (may only lower the detected tier).
+    /// Kernel tier: reference, neon, dotprod, tl1, avx2, vnni (may only lower the detected tier).
     #[arg(long = "kernel")]
     kernel: Option<String>,
 }

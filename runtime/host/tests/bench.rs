@@ -216,7 +216,9 @@ fn json_lines_carry_every_schema_key() {
     assert!(tg["ttft_ms"].as_f64().unwrap() > 0.0);
     // The prompt is batched: weights are read once per batch, so fewer bytes per prompt token.
     assert!(pp["bytes_per_token"].as_u64() < tg["bytes_per_token"].as_u64());
-    assert!(["avx2", "neon", "dotprod", "reference"].contains(&pp["kernel"].as_str().unwrap()));
+    assert!(
+        ["avx2", "vnni", "neon", "dotprod", "reference"].contains(&pp["kernel"].as_str().unwrap())
+    );
 }
 
 #[test]

@@ -120,7 +120,11 @@ fn main() {
         }
     }
     let Some(out) = out else { usage() };
-    if s.embd % 128 != 0 || s.ff % 128 != 0 || s.embd % s.heads != 0 || s.heads % s.kv_heads != 0 {
+    if !s.embd.is_multiple_of(128)
+        || !s.ff.is_multiple_of(128)
+        || !s.embd.is_multiple_of(s.heads)
+        || !s.heads.is_multiple_of(s.kv_heads)
+    {
         eprintln!(
             "error: embd and ff must be multiples of 128, heads must divide embd, kv-heads must divide heads"
         );

@@ -1,0 +1,127 @@
+//! Single-thread GB/s of every tier's GEMV kernels with the weights hot in cache and cold from
+//! DRAM, next to a plain streaming read of as many bytes (the decode ceiling), plus the GEMM's
+//! weight throughput on a prefill batch.
+//!
+//! ```text
+//! cargo run --release -p tern-kernels --features std --example bw [MiB]
+//! ```
+//! Cold: one pass over `MiB` (default 512) of 2560-wide rows, best of 5. Hot: an eighth of a
+//! 2560 × 6912 matrix (2.2 MB of I2_S) repeated. Timings are only meaningful natively (not under
+//! QEMU); run it on an idle machine.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use tern_kernels::{CpuFeatures, KernelSet, Tier};
+
+fn xorshift(n: usize, seed: u64) -> impl Iterator<Item = u64> {
+    let mut s = seed | 1;
+    (0..n).map(move |_| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    })
+}
+
+/// Random valid I2_S bytes (every 2-bit code in 0..=2).
+fn i2s_bytes(n: usize) -> Vec<u8> {
+    let f = |c: u8| if c == 3 { 1 } else { c };
+    xorshift(n, 99)
+        .map(|v| {
+            let b = v as u8;
+            (f(b >> 6) << 6) | (f((b >> 4) & 3) << 4) | (f((b >> 2) & 3) << 2) | f(b & 3)
+        })
+        .collect()
+}
+
+/// `v[off..]` with `off` chosen so the slice starts on a 64-byte boundary, like the runtime's
+/// tensors (GGUF data aligned to 32 in a page-aligned mapping) and arena buffers (64).
+fn aligned<T>(v: &[T]) -> &[T] {
+    let off = v.as_ptr().align_offset(64);
+    &v[off..]
+}
+
+/// Shortest of `reps` runs, seconds.
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn main() {
+    let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(512);
+    let big = mib << 20;
+    let f = CpuFeatures::detect();
+    let sets: Vec<KernelSet> =
+        Tier::ALL.iter().filter_map(|&t| KernelSet::for_tier(f, t)).collect();
+    let k = 2560;
+    let (hot_rows, n_tok) = (6912 / 8, 64);
+
+    let words: Vec<u64> = xorshift(big / 8, 5).collect();
+    let t = best(5, || {
+        let mut a = [0u64; 8];
+        for c in words.chunks_exact(8) {
+            for (x, y) in a.iter_mut().zip(c) {
+                *x = x.wrapping_add(*y);
+            }
+        }
+        black_box(a);
+    });
+    drop(words);
+    let stream = big as f64 / t / 1e9;
+    println!("streaming read {stream:6.2} GB/s ({mib} MiB)");
+    println!("| kernel | i2s cold GB/s | i2s hot | f16 cold | f16 hot | gemm x{n_tok} hot |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+
+    let w_buf = i2s_bytes(big + 64);
+    let w = aligned(&w_buf);
+    let rows = big / (k / 4);
+    let q_buf: Vec<i8> = xorshift(k * n_tok + 64, 7).map(|v| v as i8).collect();
+    let q = &aligned(&q_buf)[..k * n_tok];
+    let h_buf: Vec<u16> = xorshift(big / 2 + 32, 3).map(|v| v as u16 & 0x3bff).collect();
+    let h = aligned(&h_buf);
+    let hrows = big / 2 / k;
+    let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut out = vec![0i32; rows.max(hot_rows * n_tok)];
+    let mut fo = vec![0f32; hrows];
+    for s in &sets {
+        if s.info.tier == Tier::Reference {
+            continue;
+        }
+        let gb = |bytes: usize, secs: f64| bytes as f64 / secs / 1e9;
+        let (g, gm, f16) = (s.i2s_gemv, s.i2s_gemm, s.f16_gemv);
+        let ic = gb(rows * k / 4, best(5, || g(w, k, 0, &q[..k], black_box(&mut out[..rows]))));
+        let ih = gb(
+            8 * hot_rows * k / 4,
+            best(50, || {
+                for _ in 0..8 {
+                    g(w, k, 0, &q[..k], black_box(&mut out[..hot_rows]));
+                }
+            }),
+        );
+        let fc = gb(hrows * k * 2, best(5, || f16(h, k, 0, &x, black_box(&mut fo))));
+        let fh = gb(
+            8 * 128 * k * 2,
+            best(50, || {
+                for _ in 0..8 {
+                    f16(h, k, 0, &x, black_box(&mut fo[..128]));
+                }
+            }),
+        );
+        let mh = gb(
+            hot_rows * k / 4,
+            best(10, || gm(w, k, 0, q, n_tok, black_box(&mut out[..hot_rows * n_tok]))),
+        );
+        println!(
+            "| {} | {ic:.2} ({:.0} %) | {ih:.2} | {fc:.2} ({:.0} %) | {fh:.2} | {mh:.2} |",
+            s.info.name,
+            100.0 * ic / stream,
+            100.0 * fc / stream
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! AVX-512 VNNI tier: I2_S GEMV/GEMM with `vpdpbusd` on 256-bit registers (EVEX encoding, so
+//! AVX-512 VL too); activation quantisation and the f16 GEMV are the AVX2 tier's.
+//!
+//! Orientation: x86_64 twin of the SDOT tier (`aarch64::dotprod`): a 4-way u8·i8 dot product
+//! accumulating into i32 replaces `vpmaddubsw` + i16 sums + widening.
+//!
+//! Every function that executes AVX-512 instructions has `#[target_feature(enable =
+//! "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]`. The safe entry points are `pub(crate)` and
+//! reachable from outside only through a [`KernelSet`] built by [`plug`], which
+//! `KernelSet::select` calls only when `CpuFeatures::vnni()` is true (a value from `detect()` or
+//! `unsafe assume_x86`), which implies `CpuFeatures::avx2()`.
+//!
+//! 512-bit registers were measured and lost on Zen 4 (which splits them in two): 28 GB/s against
+//! 38 GB/s with the weights in cache, and they need the activations re-interleaved.
+
+mod i2s;
+
+use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
+
+/// Name of the VNNI I2_S GEMV kernel.
+pub(crate) const NAME: &str = "vnni_i2s_gemv_1x1";
+
+/// Installs the VNNI kernels (and the AVX2 ones they build on) into `k`. Callers must have
+/// checked `CpuFeatures::vnni()`.
+pub(crate) fn plug(k: &mut KernelSet) {
+    super::avx2::plug(k);
+    k.i2s_gemv = i2s::i2s_gemv;
+    k.i2s_gemm = i2s::i2s_gemm;
+    k.info = KernelInfo { tier: Tier::Vnni, name: NAME, quality: Quality::Extension };
+}
