@@ -19,7 +19,7 @@ cargo build --quiet -p tern-runtime -p tern-kernels -p tern-boards --target aarc
 for cpu in cortex-a53 cortex-a72 cortex-a76; do
   step "aarch64 under qemu-aarch64 -cpu $cpu: kernels + forward pass"
   QEMU_CPU=$cpu cargo test --quiet --target aarch64-unknown-linux-gnu \
-    -p tern-kernels -p tern-runtime -p tern-tests --test forward_golden --lib 2>&1 | tail -n +1
+    -p tern-kernels -p tern-runtime -p tern-tests --test forward_golden $([ "$cpu" = cortex-a72 ] && echo --test tl1) --lib 2>&1 | tail -n +1
 done
 
 step "llama3-random fixture (40 MB, read from $SHARED)"

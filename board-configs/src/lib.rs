@@ -89,6 +89,20 @@ impl CpuKind {
         }
     }
 
+    /// Whether TL1-format weights run faster on this core computed in place with the TL1 lookup
+    /// kernel (`vqtbl1q`) than repacked into I2_S at load and multiplied: the measured winner.
+    ///
+    /// Measured as exact guest instructions of one 2560 × 2560 GEMV under
+    /// `qemu-aarch64 -cpu <core>` (`kernels-neon/count-insns.sh`; the same code gives the same
+    /// count on every core): TL1 lookups 1.996 M against NEON multiply-accumulate 1.778 M (A53,
+    /// A72) and SDOT 1.242 M (A76), so the repack wins everywhere. Instruction counts cannot see
+    /// memory stalls; a board timing that reverses a result belongs here.
+    pub const fn tl1_lut_wins(self) -> bool {
+        match self {
+            CpuKind::CortexA53 | CpuKind::CortexA72 | CpuKind::CortexA76 => false,
+        }
+    }
+
     /// Features every core of this kind has (what a kernel may assume without detection).
     pub const fn features(self) -> FeatureSet {
         match self {

@@ -3,6 +3,7 @@
 //! Portable first, then plug (tract): [`KernelSet::REFERENCE`] is always valid; `select` installs
 //! faster tiers the detected CPU supports. `--kernel` overrides may only *lower* the tier.
 
+use crate::formats::tl1::{PairTable, Tiling, TilingError};
 use crate::reference;
 
 /// `out[i] = Σ_k w[row0+i][k] · q[k]` (i32), for I2_S weights `w` of row length `k`.
@@ -21,6 +22,25 @@ pub type ActQuantFn = fn(x: &[f32], q: &mut [i8]) -> (f32, i32);
 /// f16 GEMV (tied LM head): `out[i] = Σ_k f16(w[row0+i][k]) · x[k]` in the fixed order of
 /// [`reference::f16_gemv`]. `w` holds the raw little-endian f16 bits of the whole tensor.
 pub type F16GemvFn = fn(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]);
+
+/// Builds the lookup tables of every activation pair of `q` into `lut[..q.len() / 2]`, for
+/// [`Tl1GemvFn`] (the same tables on every tier: [`reference::tl1_pair_table`]).
+pub type Tl1TablesFn = fn(q: &[i8], lut: &mut [PairTable]);
+
+/// TL1 GEMV over TL1-packed weights (`formats::tl1`) computed in place: `out[i] = Σ_k
+/// w[row0+i][k] · q[k]` (i32) for an `m × k` tensor stored with `tiling`. `lut` holds the tables
+/// of `q` built by the same set's [`Tl1TablesFn`] (the reference tier multiplies `q` instead).
+/// An `Err` when `tiling` does not fit `m × k`.
+pub type Tl1GemvFn = fn(
+    w: &[u8],
+    m: usize,
+    k: usize,
+    tiling: Tiling,
+    row0: usize,
+    q: &[i8],
+    lut: &[PairTable],
+    out: &mut [i32],
+) -> Result<(), TilingError>;
 
 /// How fast/specialised a tier is (tract's `Quality`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,7 +64,8 @@ pub enum Tier {
     Neon,
     /// aarch64 ARMv8.2 SDOT.
     Dotprod,
-    /// aarch64 TL1 lookup tables.
+    /// aarch64 TL1 lookup tables: TL1-format weights computed in place with `vqtbl1q` lookups
+    /// (not repacked to I2_S); I2_S weights with the NEON kernels.
     Tl1,
     /// x86_64 AVX2.
     Avx2,
@@ -194,6 +215,10 @@ pub struct KernelSet {
     pub act_quant: ActQuantFn,
     /// f16 GEMV (LM head).
     pub f16_gemv: F16GemvFn,
+    /// Lookup tables for [`Self::tl1_gemv`].
+    pub tl1_tables: Tl1TablesFn,
+    /// TL1 GEMV over TL1-packed weights.
+    pub tl1_gemv: Tl1GemvFn,
     /// What this set is.
     pub info: KernelInfo,
 }
@@ -211,6 +236,8 @@ impl KernelSet {
         i2s_gemm: reference::i2s_gemm,
         act_quant: reference::act_quant_i8,
         f16_gemv: reference::f16_gemv,
+        tl1_tables: reference::tl1_tables,
+        tl1_gemv: reference::tl1_gemv_tables,
         info: KernelInfo {
             tier: Tier::Reference,
             name: "reference_i2s_gemv",
@@ -220,11 +247,15 @@ impl KernelSet {
 
     /// The best set for `features`, never above `max_tier` (when given).
     ///
-    /// Priority on aarch64: dotprod > neon > reference; on x86_64: vnni > avx2 > reference. The TL1
-    /// lookup kernel computes TL1-format weights (`aarch64::neon::tl1`); over I2_S weights it lost
-    /// to the NEON multiply-accumulate kernel on guest instruction counts (A53 and A72), so no
-    /// I2_S set is offered under `Tier::Tl1` and `for_tier(_, Tl1)` is `None`. `max_tier` only lowers: tiers ranking
-    /// above it are skipped.
+    /// Priority on aarch64: dotprod > neon > tl1 > reference; on x86_64: vnni > avx2 > reference.
+    /// `max_tier` only lowers: tiers ranking above it are skipped.
+    ///
+    /// Every aarch64 set computes TL1-format layers that cannot be repacked with the NEON lookup
+    /// kernel (`aarch64::neon::tl1`). The `tl1` set differs only in asking the runtime to compute
+    /// *every* TL1-format layer in place that way instead of repacking it into I2_S at load: the
+    /// repack won on guest instruction counts (a 2560 × 2560 GEMV: NEON multiply-accumulate
+    /// 1.778 M, SDOT 1.242 M, TL1 lookups 1.996 M), so it is only chosen on request
+    /// (`--kernel tl1`) or by a board whose measurements say so (`tern-boards`).
     pub fn select(features: CpuFeatures, max_tier: Option<Tier>) -> Self {
         let allowed = |t: Tier| match max_tier {
             None => true,
@@ -241,6 +272,10 @@ impl KernelSet {
             }
             if features.neon() && allowed(Tier::Neon) {
                 crate::aarch64::neon::plug(&mut k);
+                return k;
+            }
+            if features.neon() && allowed(Tier::Tl1) {
+                crate::aarch64::neon::plug_tl1(&mut k);
                 return k;
             }
         }

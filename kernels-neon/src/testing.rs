@@ -401,6 +401,49 @@ pub fn check_f16_head_slice(ks: &KernelSet) {
     assert_eq!(gb, wb, "{}: f16 head slice", ks.info.name);
 }
 
+/// The set's TL1 tables and in-place TL1 GEMV against the reference, over tilings the LUT
+/// kernel takes and ones it hands to the reference (`BK > 252`), saturated and random values.
+pub fn check_tl1(ks: &KernelSet) {
+    use crate::formats::tl1::{self, Tiling};
+    let cases = [
+        (Tiling { big_m: 64, big_k: 64, bm: 32 }, 128, 256),
+        (Tiling { big_m: 160, big_k: 64, bm: 32 }, 320, 640),
+        (Tiling { big_m: 320, big_k: 128, bm: 64 }, 320, 1280),
+        (Tiling { big_m: 256, big_k: 512, bm: 32 }, 256, 512),
+    ];
+    for (ci, &(t, m, k)) in cases.iter().enumerate() {
+        for (wf, qv) in [
+            (Fill::Random(ci as u64), None),
+            (Fill::Const(1), Some(-128i8)),
+            (Fill::Const(-1), Some(127)),
+        ] {
+            let w = weights(wf, m * k);
+            let mut p = vec![0u8; tl1::packed_bytes(m, k)];
+            tl1::pack(&w, m, k, t, &mut p).expect("tiling");
+            let mut r = Rng::new(k as u64);
+            let q: Vec<i8> = (0..k).map(|_| qv.unwrap_or(r.next_u64() as u8 as i8)).collect();
+            let mut lut = vec![[0u8; 32]; k / 2 + 1];
+            (ks.tl1_tables)(&q, &mut lut);
+            let mut want_lut = vec![[0u8; 32]; k / 2 + 1];
+            reference::tl1_tables(&q, &mut want_lut);
+            assert_eq!(lut, want_lut, "{}: tables", ks.info.name);
+            for (row0, rows) in [(0, m), (5, 40), (m - 33, 33), (17, 1)] {
+                let mut want = vec![0i32; rows];
+                let mut got = vec![0i32; rows];
+                reference::tl1_gemv(&p, m, k, t, row0, &q, &mut want).expect("tiling");
+                (ks.tl1_gemv)(&p, m, k, t, row0, &q, &lut, &mut got).expect("tiling");
+                assert_eq!(got, want, "{}: case {ci} {wf:?} rows {row0}+{rows}", ks.info.name);
+            }
+        }
+    }
+    // A tiling that does not fit is an error, not a panic.
+    let bad = Tiling { big_m: 48, big_k: 128, bm: 32 };
+    let p = vec![0u8; tl1::packed_bytes(128, 256)];
+    let q = vec![0i8; 256];
+    let lut = vec![[0u8; 32]; 128];
+    assert!((ks.tl1_gemv)(&p, 128, 256, bad, 0, &q, &lut, &mut [0; 4]).is_err());
+}
+
 /// Defines a module of equivalence tests of one tier against the reference:
 /// `kernel_equivalence_tests!(neon, Tier::Neon);`. Each test returns early (skips) when the
 /// running CPU cannot execute the tier.
@@ -436,6 +479,11 @@ macro_rules! kernel_equivalence_tests {
             fn act_quant_exact() {
                 let Some(k) = t::set_for($tier) else { return };
                 t::check_act_quant(&k);
+            }
+            #[test]
+            fn tl1_gemv_exact() {
+                let Some(k) = t::set_for($tier) else { return };
+                t::check_tl1(&k);
             }
             #[test]
             fn f16_gemv_bits() {

@@ -13,6 +13,7 @@ crate::kernel_equivalence_tests!(dotprod, Tier::Dotprod);
 crate::kernel_equivalence_tests!(tl1, Tier::Tl1);
 crate::kernel_equivalence_tests!(avx2, Tier::Avx2);
 crate::kernel_equivalence_tests!(vnni, Tier::Vnni);
+crate::kernel_equivalence_tests!(reference_tier, Tier::Reference);
 
 /// Every tier this CPU can run (reference included).
 fn available() -> std::vec::Vec<KernelSet> {
@@ -51,8 +52,8 @@ fn select_prefers_the_best_and_max_tier_only_lowers() {
     #[cfg(target_arch = "aarch64")]
     {
         assert_eq!(sel(Tier::Neon), Tier::Neon);
-        // No I2_S set is offered at the TL1 rank (the LUT kernel serves TL1-format weights).
-        assert_eq!(sel(Tier::Tl1), Tier::Reference);
+        // The TL1 set (NEON kernels, TL1 layers computed in place) is only chosen on request.
+        assert_eq!(sel(Tier::Tl1), Tier::Tl1);
         assert_eq!(sel(Tier::Dotprod), if f.dotprod() { Tier::Dotprod } else { Tier::Neon });
     }
     #[cfg(target_arch = "x86_64")]

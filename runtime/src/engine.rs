@@ -16,6 +16,7 @@ use crate::model::{Config, Embedding, FfnAct, Linear, LinearData, Weights};
 use crate::ops;
 use crate::par::{DisjointMut, Parallel, split_rows};
 use tern_kernels::KernelSet;
+use tern_kernels::formats::tl1::PairTable;
 use tern_kernels::reference::{f32_to_f16, finish_i2s};
 
 /// Sizes the arena is planned for.
@@ -46,6 +47,8 @@ pub struct Plan {
     pub logits: usize,
     /// TL1 layers repacked into I2_S at load ([`Weights::repack_bytes`]; 0 for I2_S files).
     pub repacked: usize,
+    /// Lookup tables of the TL1 layers computed in place ([`Weights::tl1_table_count`] × 32).
+    pub tl1_tables: usize,
 }
 
 impl Plan {
@@ -67,12 +70,17 @@ impl Plan {
             + slot_bytes::<f32>(c.n_head * c.head_dim)
             + slot_bytes::<f32>(nb * c.rope_dim);
         let logits = slot_bytes::<f32>(opts.logits_rows * c.n_vocab) + slot_bytes::<f32>(c.n_embd);
-        Plan { kv_cache, activations, quantized, attention, logits, repacked: 0 }
+        Plan { kv_cache, activations, quantized, attention, logits, repacked: 0, tl1_tables: 0 }
     }
 
-    /// Plans `opts` for `c` with the weights `w` (adds the arena copies of repacked TL1 layers).
+    /// Plans `opts` for `c` with the weights `w` (adds the arena copies of repacked TL1 layers
+    /// and the lookup tables of those computed in place).
     pub fn for_weights(c: &Config, opts: &PlanOptions, w: &Weights<'_>) -> Self {
-        Plan { repacked: w.repack_bytes(), ..Self::new(c, opts) }
+        Plan {
+            repacked: w.repack_bytes(),
+            tl1_tables: slot_bytes::<PairTable>(w.tl1_table_count()),
+            ..Self::new(c, opts)
+        }
     }
 
     /// Sum of every part.
@@ -83,6 +91,7 @@ impl Plan {
             + self.attention
             + self.logits
             + self.repacked
+            + self.tl1_tables
     }
 }
 
@@ -98,24 +107,25 @@ pub enum Logits {
 }
 
 struct Buffers<'a> {
-    kcache: &'a mut [u16],  // (n_layer, n_head_kv, n_ctx, head_dim)
-    vcache: &'a mut [u16],  // (n_layer, n_head_kv, n_ctx, head_dim)
-    x: &'a mut [f32],       // (n_batch, n_embd)
-    xb: &'a mut [f32],      // (n_batch, wide)
-    q: &'a mut [f32],       // (n_batch, q_dim)
-    k: &'a mut [f32],       // (n_batch, kv_dim)
-    v: &'a mut [f32],       // (n_batch, kv_dim)
-    att: &'a mut [f32],     // (n_batch, q_dim)
-    hb: &'a mut [f32],      // (n_batch, n_ff)
-    hb2: &'a mut [f32],     // (n_batch, n_ff)
-    xq: &'a mut [i8],       // (n_batch, wide)
-    xs: &'a mut [f32],      // (n_batch)
-    iout: &'a mut [i32],    // (rows, n_batch)
-    scores: &'a mut [f32],  // (n_head, n_ctx)
-    q16: &'a mut [f32],     // (n_head, head_dim) Q rounded to f16 values
-    rope: &'a mut [f32],    // (n_batch, rope_dim) cos/sin pairs
-    logits: &'a mut [f32],  // (logits_rows, n_vocab)
-    head_in: &'a mut [f32], // (n_embd)
+    kcache: &'a mut [u16],    // (n_layer, n_head_kv, n_ctx, head_dim)
+    vcache: &'a mut [u16],    // (n_layer, n_head_kv, n_ctx, head_dim)
+    x: &'a mut [f32],         // (n_batch, n_embd)
+    xb: &'a mut [f32],        // (n_batch, wide)
+    q: &'a mut [f32],         // (n_batch, q_dim)
+    k: &'a mut [f32],         // (n_batch, kv_dim)
+    v: &'a mut [f32],         // (n_batch, kv_dim)
+    att: &'a mut [f32],       // (n_batch, q_dim)
+    hb: &'a mut [f32],        // (n_batch, n_ff)
+    hb2: &'a mut [f32],       // (n_batch, n_ff)
+    xq: &'a mut [i8],         // (n_batch, wide)
+    xs: &'a mut [f32],        // (n_batch)
+    iout: &'a mut [i32],      // (rows, n_batch)
+    scores: &'a mut [f32],    // (n_head, n_ctx)
+    q16: &'a mut [f32],       // (n_head, head_dim) Q rounded to f16 values
+    rope: &'a mut [f32],      // (n_batch, rope_dim) cos/sin pairs
+    logits: &'a mut [f32],    // (logits_rows, n_vocab)
+    head_in: &'a mut [f32],   // (n_embd)
+    lut: &'a mut [PairTable], // (max K / 2 of the TL1 layers computed in place)
 }
 
 /// A loaded model with its arena buffers: runs tokens, keeps the KV cache.
@@ -169,6 +179,10 @@ impl<'a> Engine<'a> {
             rope: arena.alloc(nb * c.rope_dim)?,
             logits: arena.alloc(opts.logits_rows * c.n_vocab)?,
             head_in: arena.alloc(c.n_embd)?,
+            lut: {
+                let bytes: &'a mut [u8] = arena.alloc(32 * weights.tl1_table_count())?;
+                bytes.as_chunks_mut::<32>().0
+            },
         };
         for lw in weights.layers.iter_mut() {
             for lin in [
@@ -274,9 +288,9 @@ impl<'a> Engine<'a> {
         // Attention block.
         norm_rows(b.x, lw.attn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.q, false);
-        matmul(&ks, par, &lw.wk, b.xq, b.xs, n, b.iout, b.k, false);
-        matmul(&ks, par, &lw.wv, b.xq, b.xs, n, b.iout, b.v, false);
+        matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.lut, b.q, false);
+        matmul(&ks, par, &lw.wk, b.xq, b.xs, n, b.iout, b.lut, b.k, false);
+        matmul(&ks, par, &lw.wv, b.xq, b.xs, n, b.iout, b.lut, b.v, false);
         for t in 0..n {
             let cs = &b.rope[t * c.rope_dim..(t + 1) * c.rope_dim];
             for h in b.q[t * qd..(t + 1) * qd].chunks_exact_mut(c.head_dim) {
@@ -322,13 +336,13 @@ impl<'a> Engine<'a> {
             }
         }
         quantize(&ks, b.att, qd, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.wo, b.xq, b.xs, n, b.iout, b.x, true);
+        matmul(&ks, par, &lw.wo, b.xq, b.xs, n, b.iout, b.lut, b.x, true);
 
         // FFN block.
         norm_rows(b.x, lw.ffn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.hb, false);
-        matmul(&ks, par, &lw.w_up, b.xq, b.xs, n, b.iout, b.hb2, false);
+        matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.lut, b.hb, false);
+        matmul(&ks, par, &lw.w_up, b.xq, b.xs, n, b.iout, b.lut, b.hb2, false);
         for (g, &u) in b.hb[..n * ff].iter_mut().zip(&b.hb2[..n * ff]) {
             let a = match c.ffn_act {
                 FfnAct::ReluSqr => {
@@ -345,7 +359,7 @@ impl<'a> Engine<'a> {
             }
         }
         quantize(&ks, b.hb, ff, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.w_down, b.xq, b.xs, n, b.iout, b.x, true);
+        matmul(&ks, par, &lw.w_down, b.xq, b.xs, n, b.iout, b.lut, b.x, true);
     }
 
     fn head(&mut self, n: usize, n_rows: usize, par: &dyn Parallel) {
@@ -423,6 +437,7 @@ fn matmul(
     xs: &[f32],
     n: usize,
     iout: &mut [i32],
+    lut: &mut [PairTable],
     out: &mut [f32],
     accumulate: bool,
 ) {
@@ -431,7 +446,7 @@ fn matmul(
         LinearData::I2s { packed, scale } => (packed, scale),
         LinearData::Tl1 { packed, scale, tiling, .. } => {
             let tl = Tl1 { packed, scale, tiling };
-            return matmul_tl1(par, lin, &tl, xq, xs, n, iout, out, accumulate);
+            return matmul_tl1(ks, par, lin, &tl, xq, xs, n, iout, lut, out, accumulate);
         }
     };
     let q = &xq[..n * k];
@@ -480,17 +495,20 @@ fn matmul(
     }
 }
 
-/// A TL1 layer computed in place (one not repacked at load: `K` not a multiple of 128).
+/// A TL1 layer computed in place (not repacked at load: `K` not a multiple of 128, or the `tl1`
+/// kernel tier).
 struct Tl1<'w> {
     packed: &'w [u8],
     scale: f32,
     tiling: tern_kernels::formats::tl1::Tiling,
 }
 
-/// [`matmul`] for a TL1 layer: the scalar TL1 GEMV per token (rows split across tasks), then the
-/// same finish as I2_S. `iout` is used token-major here (`n × m`).
+/// [`matmul`] for a TL1 layer: per token, the set's lookup tables of the token's activations
+/// (built once, shared by every task), then the set's TL1 GEMV with rows split across tasks, then
+/// the same finish as I2_S. `iout` is used token-major here (`n × m`).
 #[allow(clippy::too_many_arguments)]
 fn matmul_tl1(
+    ks: &KernelSet,
     par: &dyn Parallel,
     lin: &Linear<'_>,
     w: &Tl1<'_>,
@@ -498,38 +516,36 @@ fn matmul_tl1(
     xs: &[f32],
     n: usize,
     iout: &mut [i32],
+    lut: &mut [PairTable],
     out: &mut [f32],
     accumulate: bool,
 ) {
     let (k, m) = (lin.k, lin.m);
     let iout = &mut iout[..m * n];
     let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
-    let shared = DisjointMut::new(iout);
-    let run = |i: usize| {
-        let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
-        if r0 == r1 {
-            return;
-        }
-        for t in 0..n {
-            // SAFETY: task i owns rows r0..r1 of every token row t (split_rows ranges are
-            // disjoint), so the ranges t*m+r0..t*m+r1 of different tasks never overlap.
-            let chunk = unsafe { shared.slice(t * m + r0, t * m + r1) };
+    // The plan holds K/2 tables for the widest TL1 layer computed in place (this one included).
+    let lut = &mut lut[..k / 2];
+    let (tables, gemv) = (ks.tl1_tables, ks.tl1_gemv);
+    for (t, orow) in iout.chunks_exact_mut(m).enumerate() {
+        let q = &xq[t * k..(t + 1) * k];
+        tables(q, lut);
+        let lut: &[PairTable] = lut;
+        let shared = DisjointMut::new(orow);
+        let run = |i: usize| {
+            let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
+            if r0 == r1 {
+                return;
+            }
+            // SAFETY: task i owns rows r0..r1 (split_rows ranges are disjoint).
+            let chunk = unsafe { shared.slice(r0, r1) };
             // The tiling was validated for m × k at load, so this cannot fail.
-            let _ = tern_kernels::reference::tl1_gemv(
-                w.packed,
-                m,
-                k,
-                w.tiling,
-                r0,
-                &xq[t * k..(t + 1) * k],
-                chunk,
-            );
+            let _ = gemv(w.packed, m, k, w.tiling, r0, q, lut, chunk);
+        };
+        if tasks == 1 {
+            run(0);
+        } else {
+            par.run(tasks, &run);
         }
-    };
-    if tasks == 1 {
-        run(0);
-    } else {
-        par.run(tasks, &run);
     }
     for t in 0..n {
         let s = xs[t];

@@ -180,7 +180,8 @@ impl<'a> Session<'a> {
     /// Exact arena bytes for `model` with `opts`.
     pub fn plan(g: &Gguf<'_>, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
         let c = Config::from_gguf(g)?;
-        let w = Weights::from_gguf(g, &c)?;
+        let mut w = Weights::from_gguf(g, &c)?;
+        w.prepare_for(&opts.kernels);
         Self::plan_for(g, &c, &w, opts)
     }
 
@@ -208,7 +209,8 @@ impl<'a> Session<'a> {
     /// Loads a session from a parsed file into `arena` (at least [`Session::plan`]`.total`).
     pub fn new(g: Gguf<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
         let c = Config::from_gguf(&g)?;
-        let weights = Weights::from_gguf(&g, &c)?;
+        let mut weights = Weights::from_gguf(&g, &c)?;
+        weights.prepare_for(&opts.kernels);
         let plan = Self::plan_for(&g, &c, &weights, &opts)?;
         if arena.len() < plan.total {
             return Err(Error::Arena(crate::arena::ArenaError::OutOfMemory {

@@ -199,7 +199,12 @@ fn tiling_is_inferred_from_the_file() {
 fn run(file: &[u8], k: KernelSet, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
     let g = Gguf::parse(file).unwrap();
     let c = Config::from_gguf(&g).unwrap();
-    let w = Weights::from_gguf(&g, &c).unwrap();
+    let mut w = Weights::from_gguf(&g, &c).unwrap();
+    w.prepare_for(&k);
+    if k.info.tier == Tier::Tl1 {
+        assert_eq!(w.repack_bytes(), 0, "the tl1 tier computes TL1 layers in place");
+        assert!(w.tl1_table_count() > 0);
+    }
     let opts = PlanOptions { n_ctx: 256, n_batch: 256, logits_rows: 256 };
     let plan = Plan::for_weights(&c, &opts, &w);
     let mut buf = vec![0u8; plan.total() + 64];
@@ -268,42 +273,37 @@ fn logits_equal_the_i2s_file_bit_for_bit() {
 
 #[test]
 fn tl1_gemv_in_place_equals_the_repack() {
-    // A layer that is not repacked (K not a multiple of 128, or `repack` cleared) is computed in
-    // place by the TL1 GEMV; force that path on every layer and compare with the I2_S file.
+    // A layer that is not repacked (K not a multiple of 128, or the tl1 tier) is computed in
+    // place by the set's TL1 GEMV; force that path on every layer, with every set this CPU runs,
+    // and compare with the I2_S file.
     let tl = tl1_file();
     let base = i2s_file();
     let g = Gguf::parse(&tl).unwrap();
     let c = Config::from_gguf(&g).unwrap();
     let ids = &prompt_ids()[0];
     let want = run(&base, KernelSet::REFERENCE, &Serial, ids);
-    for par in [&Serial as &dyn Parallel, &TwoThreads] {
-        let mut w = Weights::from_gguf(&g, &c).unwrap();
-        for lw in w.layers.iter_mut() {
-            for lin in [
-                &mut lw.wq,
-                &mut lw.wk,
-                &mut lw.wv,
-                &mut lw.wo,
-                &mut lw.w_gate,
-                &mut lw.w_up,
-                &mut lw.w_down,
-            ] {
-                let LinearData::Tl1 { repack, .. } = &mut lin.data else { panic!("not TL1") };
-                *repack = false;
-            }
+    let f = CpuFeatures::detect();
+    for k in Tier::ALL.iter().filter_map(|&t| KernelSet::for_tier(f, t)) {
+        for par in [&Serial as &dyn Parallel, &TwoThreads] {
+            let mut w = Weights::from_gguf(&g, &c).unwrap();
+            w.compute_tl1_in_place();
+            assert_eq!(w.repack_bytes(), 0);
+            assert_eq!(w.tl1_table_count(), c.n_ff / 2, "tables for the widest layer (down)");
+            let opts = PlanOptions { n_ctx: 256, n_batch: 256, logits_rows: 256 };
+            let plan = Plan::for_weights(&c, &opts, &w);
+            let mut buf = vec![0u8; plan.total() + 64];
+            let pad = buf.as_ptr().align_offset(64);
+            let mut a = Arena::new(&mut buf[pad..]);
+            let mut e = Engine::new(c, w, k, opts, &mut a).unwrap();
+            assert_eq!(a.used(), plan.total(), "the plan must count the tables");
+            e.eval(ids, Logits::All, par).unwrap();
+            let n = ids.len() * c.n_vocab;
+            let what = format!("TL1 GEMV in place, {}, {} threads", k.info.name, par.threads());
+            assert_bits_eq(e.logits(), &want[..n], &what);
+            let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
+            e.eval(&[id], Logits::Last, par).unwrap();
+            assert_bits_eq(e.last_logits(), &want[n..n + c.n_vocab], &format!("{what}, one token"));
         }
-        assert_eq!(w.repack_bytes(), 0);
-        let opts = PlanOptions { n_ctx: 256, n_batch: 256, logits_rows: 256 };
-        let plan = Plan::for_weights(&c, &opts, &w);
-        let mut buf = vec![0u8; plan.total() + 64];
-        let mut a = Arena::new(&mut buf);
-        let mut e = Engine::new(c, w, KernelSet::REFERENCE, opts, &mut a).unwrap();
-        e.eval(ids, Logits::All, par).unwrap();
-        let n = ids.len() * c.n_vocab;
-        assert_bits_eq(e.logits(), &want[..n], "TL1 GEMV in place");
-        let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
-        e.eval(&[id], Logits::Last, par).unwrap();
-        assert_bits_eq(e.last_logits(), &want[n..n + c.n_vocab], "TL1 GEMV in place, one token");
     }
 }
 
@@ -326,6 +326,22 @@ fn session_plan_counts_the_repack() {
     let mut s = Session::new(g, &mut arena, opts).unwrap();
     s.feed(&[2043, 100, 200], &Serial).unwrap();
     assert!(s.engine.last_logits().iter().all(|v| v.is_finite()));
+    let want = s.engine.last_logits().to_vec();
+
+    // A set of the tl1 tier computes the TL1 layers in place: no repack, K/2 tables instead.
+    // (The reference kernels labelled tl1, so that this runs on every host.)
+    let mut k = KernelSet::REFERENCE;
+    k.info.tier = Tier::Tl1;
+    let g = Gguf::parse(&tl).unwrap();
+    let opts = SessionOptions { n_ctx: 128, kernels: k, ..SessionOptions::default() };
+    let lut_plan = Session::plan(&g, &opts).unwrap();
+    assert_eq!(lut_plan.engine.repacked, 0);
+    assert_eq!(lut_plan.engine.tl1_tables, 768 / 2 * 32);
+    assert_eq!(lut_plan.total, pb.total + 768 / 2 * 32);
+    let mut arena = vec![0u8; lut_plan.total];
+    let mut s = Session::new(g, &mut arena, opts).unwrap();
+    s.feed(&[2043, 100, 200], &Serial).unwrap();
+    assert_bits_eq(s.engine.last_logits(), &want, "tl1 tier session");
 }
 
 #[test]

@@ -31,6 +31,11 @@
 /// Bytes after the packed indices: the f32 scale plus 28 padding bytes.
 pub const TAIL_BYTES: usize = 32;
 
+/// One activation pair's lookup table (the LUT kernels' scratch): bytes 0..16 hold the low
+/// bytes, 16..32 the high bytes of the 16 i16 entries `v(idx) = (idx/3 − 1)·q0 + (idx%3 − 1)·q1`
+/// (entries 9..16 are 0). Built by [`crate::dispatch::Tl1TablesFn`].
+pub type PairTable = [u8; 32];
+
 /// The 4-bit index of a weight pair: `3·w0 + w1 + 4`.
 #[inline(always)]
 pub const fn pair_index(w0: i8, w1: i8) -> u8 {

@@ -6,7 +6,7 @@
 use crate::formats::i2s;
 
 mod tl1;
-pub use tl1::{tl1_act_quant, tl1_gemv};
+pub use tl1::{tl1_act_quant, tl1_gemv, tl1_gemv_tables, tl1_pair_table, tl1_tables};
 
 /// Lanes of the fixed f32 reduction order used by [`f16_gemv`] (and every f16 tier).
 pub const F16_LANES: usize = 16;

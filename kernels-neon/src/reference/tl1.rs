@@ -8,7 +8,7 @@
 //! for the same ternary weights.
 
 use super::nearest_int;
-use crate::formats::tl1::{Tiling, TilingError, pair_values};
+use crate::formats::tl1::{PairTable, Tiling, TilingError, pair_values};
 
 /// TL1 activation quantisation (FORMATS §2.3): `lut_scale = 127 / max|x|` in f32 (no epsilon),
 /// `q = round_half_even(x · lut_scale)` (no clamp; `|q| ≤ 127` by construction, and a NaN
@@ -63,4 +63,50 @@ pub fn tl1_gemv(
         *o = acc;
     }
     Ok(())
+}
+
+/// The lookup table of one activation pair ([`PairTable`]), scalar: the specification of every
+/// tier's [`crate::dispatch::Tl1TablesFn`].
+pub fn tl1_pair_table(q0: i8, q1: i8) -> PairTable {
+    let mut t = [0u8; 32];
+    for idx in 0..9u8 {
+        let (w0, w1) = pair_values(idx);
+        let v = w0 as i16 * q0 as i16 + w1 as i16 * q1 as i16;
+        t[idx as usize] = v as u8;
+        t[16 + idx as usize] = (v >> 8) as u8;
+    }
+    t
+}
+
+/// [`crate::dispatch::Tl1TablesFn`]: the tables of every pair of `q` into `lut[..q.len() / 2]`.
+///
+/// # Panics
+/// If `q.len()` is odd or `lut.len() < q.len() / 2`.
+pub fn tl1_tables(q: &[i8], lut: &mut [PairTable]) {
+    assert!(q.len().is_multiple_of(2) && lut.len() >= q.len() / 2, "tl1_tables: shapes");
+    for (t, pair) in lut.iter_mut().zip(q.chunks_exact(2)) {
+        *t = tl1_pair_table(pair[0], pair[1]);
+    }
+}
+
+/// [`crate::dispatch::Tl1GemvFn`] of the reference tier: [`tl1_gemv`] (multiplies `q` directly;
+/// the tables are not read).
+///
+/// # Errors
+/// If `tiling` does not fit `m × k`.
+///
+/// # Panics
+/// As [`tl1_gemv`].
+#[allow(clippy::too_many_arguments)]
+pub fn tl1_gemv_tables(
+    w: &[u8],
+    m: usize,
+    k: usize,
+    tiling: Tiling,
+    row0: usize,
+    q: &[i8],
+    _lut: &[PairTable],
+    out: &mut [i32],
+) -> Result<(), TilingError> {
+    tl1_gemv(w, m, k, tiling, row0, q, out)
 }

@@ -36,12 +36,33 @@ impl ModelFile {
     }
 }
 
-/// Picks the kernel set: the best this CPU runs, or exactly `--kernel NAME` (which may only
-/// lower the tier).
+/// The board we run on: the device-tree model string, else the MIDR part of `/proc/cpuinfo`
+/// ("CPU part : 0xd08"). Returns the model string too (empty off boards).
+pub fn board() -> (Option<&'static tern_boards::BoardConfig>, String) {
+    let model = std::fs::read_to_string("/proc/device-tree/model").unwrap_or_default();
+    let model = model.trim_end_matches('\0').trim().to_string();
+    let part = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines()
+            .find(|l| l.starts_with("CPU part"))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| u16::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
+    });
+    (tern_boards::detect(&model, part), model)
+}
+
+/// Picks the kernel set: the best this CPU runs (the TL1 lookup set where the board's core
+/// measured it faster, [`tern_boards::CpuKind::tl1_lut_wins`]), or exactly `--kernel NAME` (which
+/// may only lower the tier).
 pub fn kernels(name: Option<&str>) -> Result<KernelSet, String> {
     let f = CpuFeatures::detect();
     match name {
-        None => Ok(KernelSet::select(f, None)),
+        None => {
+            let lut = board().0.is_some_and(|b| b.cpu.tl1_lut_wins());
+            Ok(lut
+                .then(|| KernelSet::for_tier(f, Tier::Tl1))
+                .flatten()
+                .unwrap_or_else(|| KernelSet::select(f, None)))
+        }
         Some(n) => {
             let tier = Tier::from_name(n).ok_or_else(|| {
                 format!("unknown kernel '{n}' (choose from {})", tier_names().join(", "))

@@ -345,16 +345,7 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
         k.info.tier.name(),
         tern_kernels::CpuFeatures::detect()
     );
-    let model = std::fs::read_to_string("/proc/device-tree/model").unwrap_or_default();
-    let model = model.trim_end_matches('\0').trim();
-    // MIDR part from /proc/cpuinfo ("CPU part : 0xd08"); the board's model string wins when known.
-    let part = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
-        c.lines()
-            .find(|l| l.starts_with("CPU part"))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| u16::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
-    });
-    let board = tern_boards::detect(model, part);
+    let (board, model) = load::board();
     let _ = writeln!(
         o,
         "board: {}",

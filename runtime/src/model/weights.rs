@@ -360,6 +360,48 @@ impl<'a> Weights<'a> {
         b
     }
 
+    /// Makes every TL1-format layer be computed in place by the TL1 GEMV instead of repacked
+    /// into I2_S at load (what a kernel set of tier [`tern_kernels::Tier::Tl1`] asks for).
+    pub fn compute_tl1_in_place(&mut self) {
+        for lw in self.layers.iter_mut() {
+            for lin in [
+                &mut lw.wq,
+                &mut lw.wk,
+                &mut lw.wv,
+                &mut lw.wo,
+                &mut lw.w_gate,
+                &mut lw.w_up,
+                &mut lw.w_down,
+            ] {
+                if let LinearData::Tl1 { repack, .. } = &mut lin.data {
+                    *repack = false;
+                }
+            }
+        }
+    }
+
+    /// Applies the kernel set's choice for TL1-format layers: in place with the lookup kernel
+    /// for the `tl1` tier, repacked into I2_S otherwise. Call before planning the arena.
+    pub fn prepare_for(&mut self, kernels: &tern_kernels::KernelSet) {
+        if kernels.info.tier == tern_kernels::Tier::Tl1 {
+            self.compute_tl1_in_place();
+        }
+    }
+
+    /// Lookup tables the TL1 layers computed in place need: one per activation pair of the
+    /// widest such layer (`K/2`; 0 when every layer is I2_S or repacked).
+    pub fn tl1_table_count(&self) -> usize {
+        let mut n = 0;
+        for l in 0..self.layers.len() {
+            for lin in self.linears(l) {
+                if matches!(lin.data, LinearData::Tl1 { .. }) && !lin.repacked_at_load() {
+                    n = n.max(lin.k / 2);
+                }
+            }
+        }
+        n
+    }
+
     /// Bytes of weights read to decode one token (all linear layers, norms, the head, one
     /// embedding row).
     pub fn bytes_per_token(&self, c: &Config) -> usize {

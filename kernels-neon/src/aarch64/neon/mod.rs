@@ -23,5 +23,17 @@ pub(crate) fn plug(k: &mut KernelSet) {
     k.i2s_gemm = i2s::i2s_gemm;
     k.act_quant = act_quant::act_quant_i8;
     k.f16_gemv = f16::f16_gemv;
+    k.tl1_tables = tl1::build_tables;
+    k.tl1_gemv = tl1::tl1_gemv_tables;
     k.info = KernelInfo { tier: Tier::Neon, name: NAME, quality: Quality::Simd };
+}
+
+/// Name of the TL1 lookup-table GEMV.
+pub(crate) const TL1_NAME: &str = "tl1_tl1_gemv_lut";
+
+/// Installs the NEON kernels, labelled as the TL1 tier: the runtime then computes TL1-format
+/// layers in place with [`tl1::tl1_gemv_tables`] instead of repacking them into I2_S.
+pub(crate) fn plug_tl1(k: &mut KernelSet) {
+    plug(k);
+    k.info = KernelInfo { tier: Tier::Tl1, name: TL1_NAME, quality: Quality::Lut };
 }

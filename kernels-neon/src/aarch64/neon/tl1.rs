@@ -17,6 +17,7 @@
 use core::arch::aarch64::*;
 
 use crate::aarch64::load;
+pub use crate::formats::tl1::PairTable;
 use crate::formats::tl1::{Tiling, TilingError};
 use crate::reference;
 
@@ -36,18 +37,9 @@ const W0: [i16; 16] = [-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
 /// Weight of the second element (`idx % 3 − 1`; 0 past entry 8).
 const W1: [i16; 16] = [-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0, 0];
 
-/// One pair's tables: bytes 0..16 the low bytes of the 16 entries, 16..32 the high bytes.
-pub type PairTable = [u8; 32];
-
 /// The table of one pair, scalar (the specification of [`build_tables`]).
 pub fn pair_table_scalar(b0: i8, b1: i8) -> PairTable {
-    let mut t = [0u8; 32];
-    for idx in 0..16 {
-        let v = W0[idx] * b0 as i16 + W1[idx] * b1 as i16;
-        t[idx] = v as u8;
-        t[16 + idx] = (v >> 8) as u8;
-    }
-    t
+    reference::tl1_pair_table(b0, b1)
 }
 
 /// Builds the tables of every pair of `q` into `lut[..q.len() / 2]`.
@@ -153,13 +145,40 @@ pub fn tl1_gemv(
 ) -> Result<(), TilingError> {
     t.validate(m, k)?;
     assert_eq!(q.len(), k, "tl1_gemv: q.len() != k");
+    build_tables(q, lut);
+    tl1_gemv_tables(w, m, k, t, row0, q, lut, out)
+}
+
+/// NEON [`crate::dispatch::Tl1GemvFn`]: [`tl1_gemv`] with the tables of `q` already in `lut`
+/// (built by [`build_tables`]; several threads share them). Tilings with `BK > MAX_BK` or
+/// `bm < 32` go to the reference, which reads `q`.
+///
+/// # Errors
+/// If `tiling` does not fit `m × k`.
+///
+/// # Panics
+/// If `q.len() != k`, `row0 + out.len() > m`, `w` is shorter than `m·k/4` or `lut` shorter than
+/// `k/2`.
+#[allow(clippy::too_many_arguments)]
+pub fn tl1_gemv_tables(
+    w: &[u8],
+    m: usize,
+    k: usize,
+    t: Tiling,
+    row0: usize,
+    q: &[i8],
+    lut: &[PairTable],
+    out: &mut [i32],
+) -> Result<(), TilingError> {
+    t.validate(m, k)?;
+    assert_eq!(q.len(), k, "tl1_gemv: q.len() != k");
     assert!(row0 + out.len() <= m, "tl1_gemv: rows out of range");
     assert!(w.len() >= m * k / 4, "tl1_gemv: weights too short");
     if t.big_k > MAX_BK || t.bm < PASS_ROWS {
         return reference::tl1_gemv(w, m, k, t, row0, q, out);
     }
-    let lut = &mut lut[..k / 2];
-    build_tables(q, lut);
+    assert!(lut.len() >= k / 2, "tl1_gemv: lut shorter than k/2");
+    let lut = &lut[..k / 2];
     let end = row0 + out.len();
     let mut base = row0 - row0 % PASS_ROWS;
     while base < end {
