@@ -14,7 +14,7 @@ mod i2s;
 use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
 
 /// Name of the AVX2 I2_S GEMV kernel.
-pub(crate) const NAME: &str = "avx2_i2s_gemv_4x1";
+pub(crate) const NAME: &str = "avx2_i2s_gemv_1x1";
 
 /// Installs the AVX2 kernels into `k`. Callers must have checked `CpuFeatures::avx2()`.
 pub(crate) fn plug(k: &mut KernelSet) {
