@@ -3,11 +3,11 @@
 //!
 //! Orientation: dotprod twins of `reference::i2s_gemv` and `reference::i2s_gemm`.
 //!
-//! Decoding is the NEON tier's (shift and mask to codes `c ∈ {0,1,2}` lined up with the
-//! activations). `sdot` adds four `c·q` products into each i32 lane, so there is no narrow
-//! accumulator to bound: after `n` blocks a lane holds at most `n · 8 · 4 · 256` in magnitude,
-//! below `i32::MAX` for any `K < 2^21`. Result: `Σ c·q − Σ q`. `K % 128 != 0` falls back to the
-//! reference.
+//! The GEMV masks the sub-groups without shifting them ([`decode_scaled`], one accumulator per
+//! scale); the GEMM shifts them down once per block (the NEON tier's `decode`) and shares them
+//! across tokens. `sdot` adds four products into each i32 lane, so there is no narrow accumulator;
+//! the GEMV's bound is [`MAX_K`] (longer rows and `K % 128 != 0` fall back to the reference).
+//! Result: `Σ c·q − Σ q`.
 //!
 //! # Safety of the entry points
 //! `i2s_gemv`/`i2s_gemm` are safe `fn`s (they must fit `I2sGemvFn`) that execute `sdot`. They are
@@ -18,7 +18,7 @@ use core::arch::aarch64::*;
 
 use super::sdot::sdot;
 use crate::aarch64::load;
-use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode};
+use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode, decode_scaled};
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
 use crate::shape::{self, sum_i8};
@@ -31,16 +31,16 @@ const TOKEN_CHUNK: usize = 64;
 /// # Panics
 /// If `q.len() != k` or `w` is too short.
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
-    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()) else {
+    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()).filter(|_| k <= MAX_K) else {
         return reference::i2s_gemv(w, k, row0, q, out);
     };
-    // SAFETY: shapes checked above (k % 128 == 0, q.len() == k, w holds out.len() rows); the
+    // SAFETY: shapes checked above (k % 128 == 0, k <= MAX_K, q.len() == k, w holds out.len() rows); the
     // dotprod feature is present because this fn is installed only by `dotprod::plug` (module doc).
     unsafe { gemv_impl(rows, k, q, out) }
 }
 
 /// # Safety
-/// - `k % 128 == 0`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
+/// - `k % 128 == 0`, `k <= MAX_K`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
 /// - The CPU implements the dotprod extension.
 #[target_feature(enable = "dotprod")]
 unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
@@ -64,31 +64,48 @@ unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
     }
 }
 
+/// Longest row the GEMV accumulators are proved for.
+pub(crate) const MAX_K: usize = 1 << 22;
+// The ×16 accumulator gains per block and lane 2 `sdot` × 4 products of at most 32·128 (code 2 ×
+// q = −128); over MAX_K / 128 blocks that stays within i32.
+const _: () = assert!((MAX_K / BLOCK) * 2 * 4 * (32 * 128) <= i32::MAX as usize + 1);
+
 /// `Σ c·q` for `R` rows (byte stride `rb`) against one token.
 ///
+/// Three accumulators per row by scale ([`decode_scaled`]): ×1 (sub-groups 0 and 3), ×4 (2) and
+/// ×16 (1); each holds an exact multiple of its scale, so arithmetic shifts recover the sums.
+///
 /// # Safety
-/// - `k % 128 == 0`; `w` valid for `R * rb` bytes with `rb == k / 4`; `q` valid for `k` bytes.
+/// - `k % 128 == 0`, `k <= MAX_K`; `w` valid for `R * rb` bytes with `rb == k / 4`; `q` valid
+///   for `k` bytes.
 #[target_feature(enable = "dotprod")]
 #[inline]
 unsafe fn gemv_tile<const R: usize>(w: *const u8, rb: usize, q: *const i8, k: usize) -> [i32; R] {
     let nb = k / BLOCK;
-    let mut acc = [vdupq_n_s32(0); R];
+    // [×1, ×4, ×16] per row.
+    let mut acc = [[vdupq_n_s32(0); 3]; R];
     for b in 0..nb {
         // SAFETY: b < nb, so 128b + 16i + 16 <= k for i < 8.
         let qv: [int8x16_t; 8] =
             core::array::from_fn(|i| unsafe { load::s8x16(q.wrapping_add(b * BLOCK + 16 * i)) });
         for (r, a) in acc.iter_mut().enumerate() {
             // SAFETY: r*rb + 32b + 32 <= R*rb.
-            let lo = decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES)) });
+            let lo =
+                decode_scaled(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES)) });
             // SAFETY: as above, second half of the block.
-            let hi = decode(unsafe { load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES + 16)) });
-            for g in 0..4 {
-                *a = sdot(*a, lo[g], qv[2 * g]);
-                *a = sdot(*a, hi[g], qv[2 * g + 1]);
+            let hi = decode_scaled(unsafe {
+                load::u8x16(w.wrapping_add(r * rb + b * BLOCK_BYTES + 16))
+            });
+            // Sub-group g lines up with activations 32g .. 32g + 32; its scale class: ×1, ×16, ×4, ×1.
+            for (g, class) in [0usize, 2, 1, 0].into_iter().enumerate() {
+                a[class] = sdot(a[class], lo[g], qv[2 * g]);
+                a[class] = sdot(a[class], hi[g], qv[2 * g + 1]);
             }
         }
     }
-    acc.map(|a| vaddvq_s32(a))
+    acc.map(|[a1, a4, a16]| {
+        vaddvq_s32(vaddq_s32(a1, vaddq_s32(vshrq_n_s32(a4, 2), vshrq_n_s32(a16, 4))))
+    })
 }
 
 /// dotprod [`crate::dispatch::I2sGemmFn`].
