@@ -94,8 +94,8 @@ impl CpuKind {
     ///
     /// Measured as exact guest instructions of one 2560 × 2560 GEMV under
     /// `qemu-aarch64 -cpu <core>` (`kernels-neon/count-insns.sh`; the same code gives the same
-    /// count on every core): TL1 lookups 1.996 M against NEON multiply-accumulate 1.778 M (A53,
-    /// A72) and SDOT 1.242 M (A76), so the repack wins everywhere. Instruction counts cannot see
+    /// count on every core): TL1 lookups 1.998 M against NEON multiply-accumulate 1.641 M (A53,
+    /// A72) and SDOT 1.035 M (A76), so the repack wins everywhere. Instruction counts cannot see
     /// memory stalls; a board timing that reverses a result belongs here.
     pub const fn tl1_lut_wins(self) -> bool {
         match self {

@@ -254,7 +254,7 @@ impl KernelSet {
     /// kernel (`aarch64::neon::tl1`). The `tl1` set differs only in asking the runtime to compute
     /// *every* TL1-format layer in place that way instead of repacking it into I2_S at load: the
     /// repack won on guest instruction counts (a 2560 × 2560 GEMV: NEON multiply-accumulate
-    /// 1.778 M, SDOT 1.242 M, TL1 lookups 1.996 M), so it is only chosen on request
+    /// 1.641 M, SDOT 1.035 M, TL1 lookups 1.998 M), so it is only chosen on request
     /// (`--kernel tl1`) or by a board whose measurements say so (`tern-boards`).
     pub fn select(features: CpuFeatures, max_tier: Option<Tier>) -> Self {
         let allowed = |t: Tier| match max_tier {
