@@ -215,6 +215,11 @@ pub struct KernelSet {
     pub act_quant: ActQuantFn,
     /// f16 GEMV (LM head).
     pub f16_gemv: F16GemvFn,
+    /// [`Self::f16_gemv`] for an `x` whose every element is exactly an f16 value (the one-token
+    /// LM-head input and Q in QK are rounded to f16, as bitnet.cpp does). f16 × f16 products are
+    /// exact in f32, so a fused multiply-add rounds exactly like the multiply-then-add of the
+    /// reference and tiers may use it: the same bits for such `x` (NaN payloads aside).
+    pub f16_gemv_hx: F16GemvFn,
     /// Lookup tables for [`Self::tl1_gemv`].
     pub tl1_tables: Tl1TablesFn,
     /// TL1 GEMV over TL1-packed weights.
@@ -236,6 +241,7 @@ impl KernelSet {
         i2s_gemm: reference::i2s_gemm,
         act_quant: reference::act_quant_i8,
         f16_gemv: reference::f16_gemv,
+        f16_gemv_hx: reference::f16_gemv,
         tl1_tables: reference::tl1_tables,
         tl1_gemv: reference::tl1_gemv_tables,
         info: KernelInfo {

@@ -363,22 +363,37 @@ pub fn check_f16_gemv(ks: &KernelSet) {
             .collect();
         let x: Vec<f32> =
             (0..k + 1).map(|_| ((rng.next_u64() >> 40) as f32 / 8.0e6 - 1.0) * 3.0).collect();
+        // The same activations rounded to f16, with f16 extremes mixed in, for `f16_gemv_hx`.
+        let xh: Vec<f32> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| match i % 19 {
+                0 => reference::f16_to_f32(0x0001),
+                1 => -65504.0,
+                2 => reference::f16_to_f32(0x83ff),
+                _ => reference::f16_to_f32(reference::f32_to_f16(v)),
+            })
+            .collect();
         for (off, (row0, rows)) in [(0, (0, m)), (1, (0, 5)), (1, (3, 8)), (0, (m - 1, 1))] {
             let wv = &w[off..off + k * m];
-            let xv = &x[off..off + k];
-            let mut want = vec![0.0f32; rows];
-            let mut got = vec![f32::NAN; rows];
-            reference::f16_gemv(wv, k, row0, xv, &mut want);
-            (ks.f16_gemv)(wv, k, row0, xv, &mut got);
-            let (gb, wb): (Vec<u32>, Vec<u32>) = (
-                got.iter().map(|v| v.to_bits()).collect(),
-                want.iter().map(|v| v.to_bits()).collect(),
-            );
-            assert_eq!(
-                gb, wb,
-                "{}: f16_gemv k={k} row0={row0} rows={rows} off={off}",
-                ks.info.name
-            );
+            for (name, f, xs) in
+                [("f16_gemv", ks.f16_gemv, &x), ("f16_gemv_hx", ks.f16_gemv_hx, &xh)]
+            {
+                let xv = &xs[off..off + k];
+                let mut want = vec![0.0f32; rows];
+                let mut got = vec![f32::NAN; rows];
+                reference::f16_gemv(wv, k, row0, xv, &mut want);
+                f(wv, k, row0, xv, &mut got);
+                let (gb, wb): (Vec<u32>, Vec<u32>) = (
+                    got.iter().map(|v| v.to_bits()).collect(),
+                    want.iter().map(|v| v.to_bits()).collect(),
+                );
+                assert_eq!(
+                    gb, wb,
+                    "{}: {name} k={k} row0={row0} rows={rows} off={off}",
+                    ks.info.name
+                );
+            }
         }
     }
 }
@@ -392,13 +407,16 @@ pub fn check_f16_head_slice(ks: &KernelSet) {
         .collect();
     let x: Vec<f32> =
         (0..k).map(|_| ((rng.next_u64() >> 40) as f32 / 8.0e6 - 1.0) * 30.0).collect();
-    let mut want = vec![0.0f32; m];
-    let mut got = vec![0.0f32; m];
-    reference::f16_gemv(&w, k, 0, &x, &mut want);
-    (ks.f16_gemv)(&w, k, 0, &x, &mut got);
-    let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
-    let wb: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-    assert_eq!(gb, wb, "{}: f16 head slice", ks.info.name);
+    let xh: Vec<f32> = x.iter().map(|&v| reference::f16_to_f32(reference::f32_to_f16(v))).collect();
+    for (f, x) in [(ks.f16_gemv, &x), (ks.f16_gemv_hx, &xh)] {
+        let mut want = vec![0.0f32; m];
+        let mut got = vec![0.0f32; m];
+        reference::f16_gemv(&w, k, 0, x, &mut want);
+        f(&w, k, 0, x, &mut got);
+        let gb: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+        let wb: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(gb, wb, "{}: f16 head slice", ks.info.name);
+    }
 }
 
 /// The set's TL1 tables and in-place TL1 GEMV against the reference, over tilings the LUT

@@ -124,12 +124,18 @@ proptest! {
         let x = &xs[..k];
         let mut want = vec![0.0f32; m];
         reference::f16_gemv(&w, k, 0, x, &mut want);
+        let xh: std::vec::Vec<f32> =
+            x.iter().map(|&v| reference::f16_to_f32(reference::f32_to_f16(v))).collect();
+        let mut want_h = vec![0.0f32; m];
+        reference::f16_gemv(&w, k, 0, &xh, &mut want_h);
         for ks in available() {
-            let mut got = vec![0.0f32; m];
-            (ks.f16_gemv)(&w, k, 0, x, &mut got);
-            let g: std::vec::Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
-            let e: std::vec::Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-            prop_assert_eq!(g, e, "{}", ks.info.name);
+            for (f, x, want) in [(ks.f16_gemv, x, &want), (ks.f16_gemv_hx, &xh[..], &want_h)] {
+                let mut got = vec![0.0f32; m];
+                f(&w, k, 0, x, &mut got);
+                let g: std::vec::Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                let e: std::vec::Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+                prop_assert_eq!(g, e, "{}", ks.info.name);
+            }
         }
     }
 }

@@ -378,7 +378,7 @@ impl<'a> Engine<'a> {
                 }
             }
             let out = &mut self.b.logits[r * v..(r + 1) * v];
-            head_gemv(&self.kernels, par, head, e, hin, out);
+            head_gemv(&self.kernels, par, head, e, hin, n_rows == 1, out);
         }
     }
 }
@@ -563,19 +563,20 @@ fn matmul_tl1(
     }
 }
 
-/// Logits for one row: `out[v] = head[v] · x`.
+/// Logits for one row: `out[v] = head[v] · x`. `x_is_f16`: every `x` is an f16 value.
 fn head_gemv(
     ks: &KernelSet,
     par: &dyn Parallel,
     head: Embedding<'_>,
     e: usize,
     x: &[f32],
+    x_is_f16: bool,
     out: &mut [f32],
 ) {
     let rows = out.len();
     match head {
         Embedding::F16(w) => {
-            let f = ks.f16_gemv;
+            let f = if x_is_f16 { ks.f16_gemv_hx } else { ks.f16_gemv };
             let tasks = par.threads().max(1);
             let shared = DisjointMut::new(out);
             par.run(tasks, &|i| {
@@ -631,7 +632,8 @@ fn attention(
     let q16s = DisjointMut::new(q16);
     let sc = DisjointMut::new(scores);
     let outs = DisjointMut::new(out);
-    let f16_gemv = ks.f16_gemv;
+    // Q is rounded to f16 below.
+    let f16_gemv = ks.f16_gemv_hx;
     let tasks = if n_pos * c.n_head >= 256 { par.threads().max(1).min(c.n_head) } else { 1 };
     let run_head = |h: usize| {
         // SAFETY: head h owns q16[h*hd..(h+1)*hd], scores[h*n_ctx..+n_pos] and

@@ -7,6 +7,10 @@
 //! (`fadd`; never `fmla`, which would round once). f16 → f32 is `fcvtl`/`fcvtl2`, exact like the
 //! reference's `half` conversion. The `K % 16` tail and the lane tree run the reference's own
 //! scalar code on the spilled lanes.
+//!
+//! [`f16_gemv_hx`] is the same loop with `fmla`, for an `x` of f16 values: then every product
+//! is exact in f32 and the fused multiply-add rounds once, exactly where `fmul` + `fadd` round
+//! (four instructions fewer per 16 weights).
 
 use core::arch::aarch64::*;
 
@@ -21,6 +25,19 @@ const ROWS: usize = 4;
 /// # Panics
 /// If `x.len() != k` or `w` is too short for the rows `row0 .. row0 + out.len()`.
 pub(crate) fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
+    gemv::<false>(w, k, row0, x, out);
+}
+
+/// NEON [`crate::dispatch::KernelSet::f16_gemv_hx`]: `x` holds f16 values.
+///
+/// # Panics
+/// As [`f16_gemv`].
+pub(crate) fn f16_gemv_hx(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
+    gemv::<true>(w, k, row0, x, out);
+}
+
+/// Both entry points; `FUSED` selects `fmla` (only exact for an `x` of f16 values).
+fn gemv<const FUSED: bool>(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), k, "f16_gemv: x.len() != k");
     let end = row0.checked_add(out.len()).and_then(|r| r.checked_mul(k));
     let end = match end {
@@ -29,24 +46,24 @@ pub(crate) fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f
     };
     let w = &w[row0 * k..end];
     // SAFETY: `w.len() == out.len() * k` and `x.len() == k` (checked above); NEON is baseline.
-    unsafe { f16_gemv_impl(w, k, x, out) }
+    unsafe { f16_gemv_impl::<FUSED>(w, k, x, out) }
 }
 
 /// # Safety
 /// - `x.len() == k` and `w.len() >= out.len() * k`.
 #[target_feature(enable = "neon")]
-unsafe fn f16_gemv_impl(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
+unsafe fn f16_gemv_impl<const FUSED: bool>(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
     debug_assert!(x.len() == k && w.len() >= out.len() * k);
     let mut tiles = out.chunks_exact_mut(ROWS);
     let mut r = 0;
     for o in &mut tiles {
         // SAFETY: rows r..r+ROWS lie inside `w` (r + ROWS <= out.len()).
-        o.copy_from_slice(&unsafe { tile::<ROWS>(&w[r * k..], k, x) });
+        o.copy_from_slice(&unsafe { tile::<ROWS, FUSED>(&w[r * k..], k, x) });
         r += ROWS;
     }
     for o in tiles.into_remainder() {
         // SAFETY: row r lies inside `w` (r < out.len()).
-        *o = unsafe { tile::<1>(&w[r * k..], k, x) }[0];
+        *o = unsafe { tile::<1, FUSED>(&w[r * k..], k, x) }[0];
         r += 1;
     }
 }
@@ -57,7 +74,7 @@ unsafe fn f16_gemv_impl(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
 /// - `x.len() == k` and `w.len() >= R * k`.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
+unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
     debug_assert!(x.len() == k && w.len() >= R * k);
     let k16 = k - k % F16_LANES;
     let zero = vdupq_n_f32(0.0);
@@ -79,7 +96,11 @@ unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
                 vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h1))),
             ];
             for j in 0..4 {
-                ar[j] = vaddq_f32(ar[j], vmulq_f32(f[j], xv[j]));
+                ar[j] = if FUSED {
+                    vfmaq_f32(ar[j], f[j], xv[j])
+                } else {
+                    vaddq_f32(ar[j], vmulq_f32(f[j], xv[j]))
+                };
             }
         }
         c += F16_LANES;

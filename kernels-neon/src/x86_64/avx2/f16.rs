@@ -22,6 +22,20 @@ const ROWS: usize = 1;
 /// # Panics
 /// If `x.len() != k` or `w` is too short for the rows `row0 .. row0 + out.len()`.
 pub(crate) fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
+    gemv::<false>(w, k, row0, x, out);
+}
+
+/// AVX2 [`crate::dispatch::KernelSet::f16_gemv_hx`]: `x` holds f16 values, so every product is
+/// exact in f32 and `vfmadd` rounds exactly where `vmulps` + `vaddps` do.
+///
+/// # Panics
+/// As [`f16_gemv`].
+pub(crate) fn f16_gemv_hx(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
+    gemv::<true>(w, k, row0, x, out);
+}
+
+/// Both entry points; `FUSED` selects `vfmadd` (only exact for an `x` of f16 values).
+fn gemv<const FUSED: bool>(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), k, "f16_gemv: x.len() != k");
     let end = row0.checked_add(out.len()).and_then(|r| r.checked_mul(k));
     let end = match end {
@@ -31,25 +45,25 @@ pub(crate) fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f
     let w = &w[row0 * k..end];
     // SAFETY: `w.len() == out.len() * k`, `x.len() == k` (checked above); AVX2/F16C present
     // because only `avx2::plug` installs this fn.
-    unsafe { f16_gemv_impl(w, k, x, out) }
+    unsafe { f16_gemv_impl::<FUSED>(w, k, x, out) }
 }
 
 /// # Safety
 /// - `x.len() == k` and `w.len() >= out.len() * k`.
 /// - The CPU implements AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_gemv_impl(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
+unsafe fn f16_gemv_impl<const FUSED: bool>(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
     debug_assert!(x.len() == k && w.len() >= out.len() * k);
     let mut tiles = out.chunks_exact_mut(ROWS);
     let mut r = 0;
     for o in &mut tiles {
         // SAFETY: rows r..r+4 lie inside `w`.
-        o.copy_from_slice(&unsafe { tile::<ROWS>(&w[r * k..], k, x) });
+        o.copy_from_slice(&unsafe { tile::<ROWS, FUSED>(&w[r * k..], k, x) });
         r += ROWS;
     }
     for o in tiles.into_remainder() {
         // SAFETY: row r lies inside `w`.
-        *o = unsafe { tile::<1>(&w[r * k..], k, x) }[0];
+        *o = unsafe { tile::<1, FUSED>(&w[r * k..], k, x) }[0];
         r += 1;
     }
 }
@@ -61,7 +75,7 @@ unsafe fn f16_gemv_impl(w: &[u16], k: usize, x: &[f32], out: &mut [f32]) {
 /// - The CPU implements AVX2 and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
+unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
     debug_assert!(x.len() == k && w.len() >= R * k);
     let k16 = k - k % F16_LANES;
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
@@ -74,7 +88,12 @@ unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
             for h in 0..2 {
                 // SAFETY: r*k + c + 8h + 8 <= R*k <= w.len(); 16 bytes read.
                 let hv = unsafe { _mm_loadu_si128(wp.wrapping_add(r * k + c + 8 * h).cast()) };
-                ar[h] = _mm256_add_ps(ar[h], _mm256_mul_ps(_mm256_cvtph_ps(hv), xv[h]));
+                let f = _mm256_cvtph_ps(hv);
+                ar[h] = if FUSED {
+                    _mm256_fmadd_ps(f, xv[h], ar[h])
+                } else {
+                    _mm256_add_ps(ar[h], _mm256_mul_ps(f, xv[h]))
+                };
             }
         }
         c += F16_LANES;
