@@ -10,6 +10,23 @@ pub(crate) fn sum_i8(q: &[i8]) -> i32 {
     q.iter().map(|&v| v as i32).sum()
 }
 
+/// Tokens whose `Σq` the GEMMs compute together (a stack array of this many i32).
+pub(crate) const TOKEN_CHUNK: usize = 64;
+
+/// `Σq` of tokens `t0 .. t0 + tn` (`tn <= TOKEN_CHUNK`) of the row-major `q` (row length `k`),
+/// in the first `tn` entries.
+///
+/// # Panics
+/// If `tn > TOKEN_CHUNK` or `q` is shorter than `(t0 + tn) · k`.
+#[inline]
+pub(crate) fn token_sums(q: &[i8], k: usize, t0: usize, tn: usize) -> [i32; TOKEN_CHUNK] {
+    let mut sq = [0i32; TOKEN_CHUNK];
+    for (t, s) in sq[..tn].iter_mut().enumerate() {
+        *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
+    }
+    sq
+}
+
 /// The packed bytes of rows `row0 .. row0 + rows` (row length `k`, `k / 4` bytes per row).
 ///
 /// # Panics

@@ -184,16 +184,8 @@ impl<'a> Engine<'a> {
                 bytes.as_chunks_mut::<32>().0
             },
         };
-        for lw in weights.layers.iter_mut() {
-            for lin in [
-                &mut lw.wq,
-                &mut lw.wk,
-                &mut lw.wv,
-                &mut lw.wo,
-                &mut lw.w_gate,
-                &mut lw.w_up,
-                &mut lw.w_down,
-            ] {
+        for l in 0..weights.layers.len() {
+            for lin in weights.linears_mut(l) {
                 repack_tl1(lin, arena)?;
             }
         }

@@ -218,7 +218,7 @@ struct DtbWriter {
 
 impl DtbWriter {
     fn pad(&mut self) {
-        while self.structs.len() % 4 != 0 {
+        while !self.structs.len().is_multiple_of(4) {
             self.structs.push(0);
         }
     }

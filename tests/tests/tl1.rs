@@ -205,6 +205,30 @@ fn run(file: &[u8], k: KernelSet, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
         assert_eq!(w.repack_bytes(), 0, "the tl1 tier computes TL1 layers in place");
         assert!(w.tl1_table_count() > 0);
     }
+    with_engine(c, w, k, |e| {
+        e.eval(ids, Logits::All, par).unwrap();
+        let mut out = e.logits().to_vec();
+        for _ in 0..6 {
+            let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
+            e.eval(&[id], Logits::Last, par).unwrap();
+            out.extend_from_slice(e.last_logits());
+        }
+        e.reset();
+        for &t in ids {
+            e.eval(&[t], Logits::Last, par).unwrap();
+            out.extend_from_slice(e.last_logits());
+        }
+        out
+    })
+}
+
+/// Builds an engine for `w` in an arena of exactly its plan (checked) and runs `f` on it.
+fn with_engine<R>(
+    c: Config,
+    w: Weights<'_>,
+    k: KernelSet,
+    f: impl FnOnce(&mut Engine<'_>) -> R,
+) -> R {
     let opts = PlanOptions { n_ctx: 256, n_batch: 256, logits_rows: 256 };
     let plan = Plan::for_weights(&c, &opts, &w);
     let mut buf = vec![0u8; plan.total() + 64];
@@ -212,19 +236,7 @@ fn run(file: &[u8], k: KernelSet, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
     let mut a = Arena::new(&mut buf[pad..]);
     let mut e = Engine::new(c, w, k, opts, &mut a).unwrap();
     assert_eq!(a.used(), plan.total(), "the plan must count every arena byte");
-    e.eval(ids, Logits::All, par).unwrap();
-    let mut out = e.logits().to_vec();
-    for _ in 0..6 {
-        let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
-        e.eval(&[id], Logits::Last, par).unwrap();
-        out.extend_from_slice(e.last_logits());
-    }
-    e.reset();
-    for &t in ids {
-        e.eval(&[t], Logits::Last, par).unwrap();
-        out.extend_from_slice(e.last_logits());
-    }
-    out
+    f(&mut e)
 }
 
 fn prompt_ids() -> Vec<Vec<u32>> {
@@ -289,20 +301,16 @@ fn tl1_gemv_in_place_equals_the_repack() {
             w.compute_tl1_in_place();
             assert_eq!(w.repack_bytes(), 0);
             assert_eq!(w.tl1_table_count(), c.n_ff / 2, "tables for the widest layer (down)");
-            let opts = PlanOptions { n_ctx: 256, n_batch: 256, logits_rows: 256 };
-            let plan = Plan::for_weights(&c, &opts, &w);
-            let mut buf = vec![0u8; plan.total() + 64];
-            let pad = buf.as_ptr().align_offset(64);
-            let mut a = Arena::new(&mut buf[pad..]);
-            let mut e = Engine::new(c, w, k, opts, &mut a).unwrap();
-            assert_eq!(a.used(), plan.total(), "the plan must count the tables");
-            e.eval(ids, Logits::All, par).unwrap();
-            let n = ids.len() * c.n_vocab;
-            let what = format!("TL1 GEMV in place, {}, {} threads", k.info.name, par.threads());
-            assert_bits_eq(e.logits(), &want[..n], &what);
-            let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
-            e.eval(&[id], Logits::Last, par).unwrap();
-            assert_bits_eq(e.last_logits(), &want[n..n + c.n_vocab], &format!("{what}, one token"));
+            with_engine(c, w, k, |e| {
+                e.eval(ids, Logits::All, par).unwrap();
+                let n = ids.len() * c.n_vocab;
+                let what = format!("TL1 GEMV in place, {}, {} threads", k.info.name, par.threads());
+                assert_bits_eq(e.logits(), &want[..n], &what);
+                let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
+                e.eval(&[id], Logits::Last, par).unwrap();
+                let one = &want[n..n + c.n_vocab];
+                assert_bits_eq(e.last_logits(), one, &format!("{what}, one token"));
+            });
         }
     }
 }

@@ -346,6 +346,12 @@ impl<'a> Weights<'a> {
         [&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down]
     }
 
+    /// [`Self::linears`], mutable.
+    pub fn linears_mut(&mut self, l: usize) -> [&mut Linear<'a>; 7] {
+        let b = &mut self.layers[l];
+        [&mut b.wq, &mut b.wk, &mut b.wv, &mut b.wo, &mut b.w_gate, &mut b.w_up, &mut b.w_down]
+    }
+
     /// Arena bytes the engine needs to repack TL1 layers into I2_S at load (0 for I2_S files):
     /// one arena slot of `k·m/4` bytes per layer with [`Linear::repacked_at_load`].
     pub fn repack_bytes(&self) -> usize {
@@ -363,16 +369,8 @@ impl<'a> Weights<'a> {
     /// Makes every TL1-format layer be computed in place by the TL1 GEMV instead of repacked
     /// into I2_S at load (what a kernel set of tier [`tern_kernels::Tier::Tl1`] asks for).
     pub fn compute_tl1_in_place(&mut self) {
-        for lw in self.layers.iter_mut() {
-            for lin in [
-                &mut lw.wq,
-                &mut lw.wk,
-                &mut lw.wv,
-                &mut lw.wo,
-                &mut lw.w_gate,
-                &mut lw.w_up,
-                &mut lw.w_down,
-            ] {
+        for l in 0..self.layers.len() {
+            for lin in self.linears_mut(l) {
                 if let LinearData::Tl1 { repack, .. } = &mut lin.data {
                     *repack = false;
                 }

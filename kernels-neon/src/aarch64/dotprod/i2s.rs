@@ -21,10 +21,7 @@ use crate::aarch64::load;
 use crate::aarch64::neon::i2s::{GEMM_TOKENS, GEMV_ROWS, decode, decode_scaled};
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
-use crate::shape::{self, sum_i8};
-
-/// Tokens whose `Σq` are computed together.
-const TOKEN_CHUNK: usize = 64;
+use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 
 /// dotprod [`crate::dispatch::I2sGemvFn`].
 ///
@@ -132,10 +129,7 @@ unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
     let mut t0 = 0;
     while t0 < n {
         let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
-        let mut sq = [0i32; TOKEN_CHUNK];
-        for (t, s) in sq[..tn].iter_mut().enumerate() {
-            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
-        }
+        let sq = shape::token_sums(q, k, t0, tn);
         for r in 0..rows {
             let wr = w[r * rb..].as_ptr();
             let o = &mut out[r * n + t0..r * n + t0 + tn];

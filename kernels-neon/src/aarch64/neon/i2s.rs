@@ -19,7 +19,7 @@ use core::arch::aarch64::*;
 use crate::aarch64::load;
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
-use crate::shape::{self, sum_i8};
+use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 
 /// Rows per GEMV tile of the SDOT tier (they share the activation loads).
 pub(crate) const GEMV_ROWS: usize = 4;
@@ -28,8 +28,6 @@ pub(crate) const GEMV_ROWS: usize = 4;
 const NEON_GEMV_ROWS: usize = 3;
 /// Tokens per GEMM tile (they share the decoded weights).
 pub(crate) const GEMM_TOKENS: usize = 4;
-/// Tokens whose `Σq` are computed together (a stack array of this many i32).
-const TOKEN_CHUNK: usize = 64;
 
 /// Products added into one i16 lane per block: 8 (sub-group, half) pairs × 2 (`smlal` on the low
 /// half, `smlal2` on the high half).
@@ -212,10 +210,7 @@ unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
     let mut t0 = 0;
     while t0 < n {
         let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
-        let mut sq = [0i32; TOKEN_CHUNK];
-        for (t, s) in sq[..tn].iter_mut().enumerate() {
-            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
-        }
+        let sq = shape::token_sums(q, k, t0, tn);
         for r in 0..rows {
             let wr = w[r * rb..].as_ptr();
             let o = &mut out[r * n + t0..r * n + t0 + tn];

@@ -21,7 +21,7 @@ use core::arch::x86_64::*;
 
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
-use crate::shape::{self, sum_i8};
+use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 
 /// Largest `|x · q|` in the GEMV: the unshifted top sub-group, `(2 << 6) · 128`.
 const MAX_ABS_PRODUCT_GEMV: usize = (2 << 6) * 128;
@@ -42,8 +42,6 @@ const _: () = assert!((MAX_K / BLOCK) * 4 * PRODUCTS_PER_BLOCK * 2 * 128 <= i32:
 const GEMM_ROWS: usize = 4;
 /// Tokens per GEMM tile (they share the decoded weights).
 const GEMM_TOKENS: usize = 4;
-/// Tokens whose `Σq` are computed together (a stack array of this many i32).
-const TOKEN_CHUNK: usize = 64;
 /// Bytes ahead of the current block that the GEMV prefetches (on top of the hardware
 /// prefetcher, which alone left a Zen 4 core at 17 GB/s instead of 22).
 const PREFETCH_AHEAD: usize = 256;
@@ -183,10 +181,7 @@ unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
     let mut t0 = 0;
     while t0 < n {
         let cn = core::cmp::min(TOKEN_CHUNK, n - t0);
-        let mut sq = [0i32; TOKEN_CHUNK];
-        for (t, s) in sq[..cn].iter_mut().enumerate() {
-            *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
-        }
+        let sq = shape::token_sums(q, k, t0, cn);
         let mut r = 0;
         while r < rows {
             let rn = core::cmp::min(GEMM_ROWS, rows - r);
