@@ -1,4 +1,4 @@
-//! Shape checks shared by every optimized I2_S tier: the safe entry points validate here, then
+//! Shape checks shared by every optimized I2_S and f16 tier: the safe entry points validate here, then
 //! call their `unsafe` `#[target_feature]` bodies (checked/unchecked twins, STYLE §4.4).
 #![cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
 
@@ -25,6 +25,45 @@ pub(crate) fn token_sums(q: &[i8], k: usize, t0: usize, tn: usize) -> [i32; TOKE
         *s = sum_i8(&q[(t0 + t) * k..(t0 + t + 1) * k]);
     }
     sq
+}
+
+/// The GEMM loop of the tiers that tile one row × `T` tokens: per chunk of [`TOKEN_CHUNK`]
+/// tokens and per row, `tile` gets the row's `k / 4` packed bytes and `T` consecutive tokens
+/// (`T · k` activations) and returns their `Σ c·q`; `tile1` does one token. Writes
+/// `out[r·n + t] = Σ c·q − Σ q`. `w` holds exactly `out.len() / n` rows; `q.len() == n · k`.
+#[inline(always)]
+pub(crate) fn gemm_by_row<const T: usize>(
+    w: &[u8],
+    k: usize,
+    q: &[i8],
+    n: usize,
+    out: &mut [i32],
+    tile: impl Fn(&[u8], &[i8]) -> [i32; T],
+    tile1: impl Fn(&[u8], &[i8]) -> i32,
+) {
+    let rb = k / 4;
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
+        let sq = token_sums(q, k, t0, tn);
+        for (r, orow) in out.chunks_exact_mut(n).enumerate() {
+            let wr = &w[r * rb..(r + 1) * rb];
+            let o = &mut orow[t0..t0 + tn];
+            let mut t = 0;
+            while t + T <= tn {
+                let a = tile(wr, &q[(t0 + t) * k..(t0 + t + T) * k]);
+                for j in 0..T {
+                    o[t + j] = a[j].wrapping_sub(sq[t + j]);
+                }
+                t += T;
+            }
+            while t < tn {
+                o[t] = tile1(wr, &q[(t0 + t) * k..(t0 + t + 1) * k]).wrapping_sub(sq[t]);
+                t += 1;
+            }
+        }
+        t0 += tn;
+    }
 }
 
 /// The packed bytes of rows `row0 .. row0 + rows` (row length `k`, `k / 4` bytes per row).
@@ -81,4 +120,18 @@ pub(crate) fn gemm_rows<'w>(
     assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
     assert_eq!(out_len % n, 0, "i2s_gemm: out.len() not a multiple of n");
     Some(rows_of(w, k, row0, out_len / n))
+}
+
+/// Validates an f16 GEMV call and returns the weights of rows `row0 .. row0 + out_len`
+/// (`out_len * k` elements).
+///
+/// # Panics
+/// If `x_len != k` or `w` is too short.
+#[inline]
+pub(crate) fn f16_rows(w: &[u16], k: usize, row0: usize, x_len: usize, out_len: usize) -> &[u16] {
+    assert_eq!(x_len, k, "f16_gemv: x.len() != k");
+    match row0.checked_add(out_len).and_then(|r| r.checked_mul(k)) {
+        Some(end) if end <= w.len() => &w[row0 * k..end],
+        _ => panic!("f16_gemv: weights too short"),
+    }
 }

@@ -19,7 +19,7 @@ use core::arch::aarch64::*;
 use crate::aarch64::load;
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
-use crate::shape::{self, TOKEN_CHUNK, sum_i8};
+use crate::shape::{self, sum_i8};
 
 /// Rows per GEMV tile of the SDOT tier (they share the activation loads).
 pub(crate) const GEMV_ROWS: usize = 4;
@@ -205,33 +205,17 @@ pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out:
 #[target_feature(enable = "neon")]
 unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
     debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
-    let rows = out.len() / n;
-    let rb = k / 4;
-    let mut t0 = 0;
-    while t0 < n {
-        let tn = core::cmp::min(TOKEN_CHUNK, n - t0);
-        let sq = shape::token_sums(q, k, t0, tn);
-        for r in 0..rows {
-            let wr = w[r * rb..].as_ptr();
-            let o = &mut out[r * n + t0..r * n + t0 + tn];
-            let mut t = 0;
-            while t + GEMM_TOKENS <= tn {
-                // SAFETY: row r is inside `w`; tokens t0+t..t0+t+4 are inside `q`.
-                let a = unsafe { gemm_tile::<GEMM_TOKENS>(wr, q[(t0 + t) * k..].as_ptr(), k) };
-                for j in 0..GEMM_TOKENS {
-                    o[t + j] = a[j] - sq[t + j];
-                }
-                t += GEMM_TOKENS;
-            }
-            while t < tn {
-                // SAFETY: row r is inside `w`; token t0+t is inside `q`.
-                let a = unsafe { gemm_tile::<1>(wr, q[(t0 + t) * k..].as_ptr(), k) };
-                o[t] = a[0] - sq[t];
-                t += 1;
-            }
-        }
-        t0 += tn;
-    }
+    shape::gemm_by_row::<GEMM_TOKENS>(
+        w,
+        k,
+        q,
+        n,
+        out,
+        // SAFETY: the row has k/4 bytes and the tokens GEMM_TOKENS·k activations (gemm_by_row).
+        |wr, qs| unsafe { gemm_tile::<GEMM_TOKENS>(wr.as_ptr(), qs.as_ptr(), k) },
+        // SAFETY: as above, one token.
+        |wr, qs| unsafe { gemm_tile::<1>(wr.as_ptr(), qs.as_ptr(), k) }[0],
+    );
 }
 
 /// `Σ c·q` for one row against `T` consecutive tokens (stride `k`).

@@ -36,13 +36,7 @@ pub(crate) fn f16_gemv_hx(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut
 
 /// Both entry points; `FUSED` selects `vfmadd` (only exact for an `x` of f16 values).
 fn gemv<const FUSED: bool>(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), k, "f16_gemv: x.len() != k");
-    let end = row0.checked_add(out.len()).and_then(|r| r.checked_mul(k));
-    let end = match end {
-        Some(e) if e <= w.len() => e,
-        _ => panic!("f16_gemv: weights too short"),
-    };
-    let w = &w[row0 * k..end];
+    let w = crate::shape::f16_rows(w, k, row0, x.len(), out.len());
     // SAFETY: `w.len() == out.len() * k`, `x.len() == k` (checked above); AVX2/F16C present
     // because only `avx2::plug` installs this fn.
     unsafe { f16_gemv_impl::<FUSED>(w, k, x, out) }
