@@ -36,7 +36,7 @@ const _: () = assert!(MAX_TERMS * MAX_ABS_PRODUCT <= i16::MAX as usize);
 /// # Safety
 /// - `p` must be valid for reads of 32 bytes.
 #[inline(always)]
-unsafe fn load32<T>(p: *const T) -> __m256i {
+pub(crate) unsafe fn load32<T>(p: *const T) -> __m256i {
     // SAFETY: the caller guarantees 32 readable bytes; `loadu` has no alignment requirement.
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
@@ -64,10 +64,10 @@ fn block_dot(c: &[__m256i; 4], q: &[__m256i; 4]) -> __m256i {
     )
 }
 
-/// Horizontal sum of eight i32.
+/// Horizontal sum of eight i32 (wrapping).
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn hsum(v: __m256i) -> i32 {
+pub(crate) fn hsum(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));

@@ -9,7 +9,7 @@
 
 mod act_quant;
 mod f16;
-mod i2s;
+pub(crate) mod i2s;
 
 use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
 

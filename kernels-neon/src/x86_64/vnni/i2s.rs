@@ -22,6 +22,7 @@ use core::arch::x86_64::*;
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
 use crate::shape::{self, TOKEN_CHUNK, sum_i8};
+use crate::x86_64::avx2::i2s::{hsum, load32};
 
 /// Largest `|x · q|` in the GEMV: the unshifted top sub-group, `(2 << 6) · 128`.
 const MAX_ABS_PRODUCT_GEMV: usize = (2 << 6) * 128;
@@ -45,26 +46,6 @@ const GEMM_TOKENS: usize = 4;
 /// Bytes ahead of the current block that the GEMV prefetches (on top of the hardware
 /// prefetcher, which alone left a Zen 4 core at 17 GB/s instead of 22).
 const PREFETCH_AHEAD: usize = 256;
-
-/// Loads 32 bytes (no alignment needed).
-///
-/// # Safety
-/// - `p` must be valid for reads of 32 bytes.
-#[inline(always)]
-unsafe fn load32<T>(p: *const T) -> __m256i {
-    // SAFETY: the caller guarantees 32 readable bytes; `loadu` has no alignment requirement.
-    unsafe { _mm256_loadu_si256(p.cast()) }
-}
-
-/// Horizontal sum of eight i32 (wrapping).
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-#[inline]
-fn hsum(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-    _mm_cvtsi128_si32(s)
-}
 
 /// VNNI [`crate::dispatch::I2sGemvFn`].
 ///
