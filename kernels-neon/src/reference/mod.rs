@@ -8,8 +8,15 @@ use crate::formats::i2s;
 mod tl1;
 pub use tl1::{tl1_act_quant, tl1_gemv, tl1_gemv_tables, tl1_pair_table, tl1_tables};
 
-/// Lanes of the fixed f32 reduction order used by [`f16_gemv`] (and every f16 tier).
+/// Lanes of the fixed f32 halving tree [`reduce_lanes`] (the softmax sum, the f16·f16 dot of
+/// the multi-token attention, and the last stage of [`f16_gemv`]).
 pub const F16_LANES: usize = 16;
+
+/// Lanes of the f16 GEMV's fixed reduction order ([`f16_gemv`], every f16 tier). 32: the running
+/// sum of a lane is a dependency chain (one add per 32 weights), and 16 lanes left a Zen 4 core
+/// latency-bound at about the DRAM rate (two 8-wide chains, one `vaddps` each per 16 weights);
+/// 32 lanes are four 8-wide chains on AVX2 and eight 4-wide ones on NEON.
+pub const F16_GEMV_LANES: usize = 32;
 
 /// Rounds to nearest, ties to even, for |v| < 2^22 (ggml's `nearest_int` magic-number trick,
 /// which is what bitnet.cpp's activation quantiser uses).
@@ -115,9 +122,10 @@ pub fn f32_to_f16(v: f32) -> u16 {
 }
 
 /// f16 GEMV: `out[i] = Σ_k f16(w[row0+i][k]) · x[k]` in a fixed order that SIMD tiers reproduce:
-/// lane `j` (0..16) sums the products `w·x` (f32 multiply, then f32 add; no FMA) of the `k ≡ j
-/// (mod 16)` in increasing `k`; the lanes are then reduced as a tree
-/// `l[j] += l[j+8]`, `l[j] += l[j+4]`, `l[j] += l[j+2]`, `l[0] + l[1]`.
+/// lane `j` (0..32, [`F16_GEMV_LANES`]) sums the products `w·x` (f32 multiply, then f32 add; no
+/// FMA) of the `k ≡ j (mod 32)` in increasing `k`; the lanes are then reduced as a tree
+/// `l[j] += l[j+16]`, `l[j] += l[j+8]`, `l[j] += l[j+4]`, `l[j] += l[j+2]`, `l[0] + l[1]`
+/// ([`reduce_gemv_lanes`]).
 ///
 /// # Panics
 /// If `x.len() != k` or `w` is too short.
@@ -132,14 +140,20 @@ pub fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
 /// One row of [`f16_gemv`].
 #[inline]
 pub fn f16_dot(row: &[u16], x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; F16_LANES];
+    let mut lanes = [0.0f32; F16_GEMV_LANES];
     for (kk, (&h, &xv)) in row.iter().zip(x).enumerate() {
-        lanes[kk % F16_LANES] += f16_to_f32(h) * xv;
+        lanes[kk % F16_GEMV_LANES] += f16_to_f32(h) * xv;
     }
-    reduce_lanes(lanes)
+    reduce_gemv_lanes(lanes)
 }
 
-/// The fixed lane-reduction tree of the f16 GEMV.
+/// The fixed lane-reduction tree of the f16 GEMV: 32 lanes halved to 16, then [`reduce_lanes`].
+#[inline(always)]
+pub fn reduce_gemv_lanes(l: [f32; F16_GEMV_LANES]) -> f32 {
+    reduce_lanes(core::array::from_fn(|j| l[j] + l[j + F16_LANES]))
+}
+
+/// The fixed 16-lane halving tree (`l[j] += l[j+8]`, `+4`, `+2`, then `l[0] + l[1]`).
 #[inline(always)]
 pub fn reduce_lanes(mut l: [f32; F16_LANES]) -> f32 {
     for j in 0..8 {

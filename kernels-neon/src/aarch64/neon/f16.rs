@@ -2,23 +2,26 @@
 //!
 //! Orientation: NEON twin of `reference::f16_gemv`.
 //!
-//! The reference's order is kept exactly: 16 f32 lanes (four `float32x4_t`), lane `j` summing the
-//! products of `k ≡ j (mod 16)` in increasing `k`, each product rounded (`fmul`) before the add
+//! The reference's order is kept exactly: 32 f32 lanes (eight `float32x4_t`), lane `j` summing the
+//! products of `k ≡ j (mod 32)` in increasing `k`, each product rounded (`fmul`) before the add
 //! (`fadd`; never `fmla`, which would round once). f16 → f32 is `fcvtl`/`fcvtl2`, exact like the
-//! reference's `half` conversion. The `K % 16` tail and the lane tree run the reference's own
+//! reference's `half` conversion. The `K % 32` tail and the lane tree run the reference's own
 //! scalar code on the spilled lanes.
 //!
 //! [`f16_gemv_hx`] is the same loop with `fmla`, for an `x` of f16 values: then every product
 //! is exact in f32 and the fused multiply-add rounds once, exactly where `fmul` + `fadd` round
 //! (four instructions fewer per 16 weights).
+//!
+//! Two rows per tile: 2 × 8 accumulators and the 8 `x` vectors they share fill 24 of the 32
+//! registers.
 
 use core::arch::aarch64::*;
 
 use crate::aarch64::load;
-use crate::reference::{F16_LANES, f16_to_f32, reduce_lanes};
+use crate::reference::{F16_GEMV_LANES, f16_to_f32, reduce_gemv_lanes};
 
 /// Rows per tile (they share the `x` loads).
-const ROWS: usize = 4;
+const ROWS: usize = 2;
 
 /// NEON [`crate::dispatch::F16GemvFn`].
 ///
@@ -70,48 +73,49 @@ unsafe fn f16_gemv_impl<const FUSED: bool>(w: &[u16], k: usize, x: &[f32], out: 
 #[inline]
 unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
     debug_assert!(x.len() == k && w.len() >= R * k);
-    let k16 = k - k % F16_LANES;
+    let k32 = k - k % F16_GEMV_LANES;
     let zero = vdupq_n_f32(0.0);
-    let mut acc = [[zero; 4]; R];
+    let mut acc = [[zero; 8]; R];
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let mut c = 0;
-    while c < k16 {
-        // SAFETY: c + 16 <= k16 <= x.len().
-        let xv = [0usize, 4, 8, 12].map(|o| unsafe { load::f32x4(xp.wrapping_add(c + o)) });
+    while c < k32 {
+        let xv: [float32x4_t; 8] = core::array::from_fn(|o| {
+            // SAFETY: c + 32 <= k32 <= x.len().
+            unsafe { load::f32x4(xp.wrapping_add(c + 4 * o)) }
+        });
         for (r, ar) in acc.iter_mut().enumerate() {
-            // SAFETY: r*k + c + 16 <= R*k <= w.len(); u16 pointers are 2-aligned.
-            let h0 = unsafe { load::u16x8(wp.wrapping_add(r * k + c)) };
-            // SAFETY: as above, second half of the same 16 elements.
-            let h1 = unsafe { load::u16x8(wp.wrapping_add(r * k + c + 8)) };
-            let f = [
-                vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h0))),
-                vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h0))),
-                vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h1))),
-                vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h1))),
-            ];
-            for j in 0..4 {
-                ar[j] = if FUSED {
-                    vfmaq_f32(ar[j], f[j], xv[j])
-                } else {
-                    vaddq_f32(ar[j], vmulq_f32(f[j], xv[j]))
-                };
+            for h in 0..4 {
+                // SAFETY: r*k + c + 8h + 8 <= R*k <= w.len(); u16 pointers are 2-aligned.
+                let hv = unsafe { load::u16x8(wp.wrapping_add(r * k + c + 8 * h)) };
+                let f = [
+                    vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(hv))),
+                    vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(hv))),
+                ];
+                for (j, fj) in f.into_iter().enumerate() {
+                    let a = &mut ar[2 * h + j];
+                    *a = if FUSED {
+                        vfmaq_f32(*a, fj, xv[2 * h + j])
+                    } else {
+                        vaddq_f32(*a, vmulq_f32(fj, xv[2 * h + j]))
+                    };
+                }
             }
         }
-        c += F16_LANES;
+        c += F16_GEMV_LANES;
     }
     let mut res = [0.0f32; R];
     for (r, ar) in acc.iter().enumerate() {
-        let mut lanes = [0.0f32; F16_LANES];
-        for j in 0..4 {
-            lanes[4 * j] = vgetq_lane_f32(ar[j], 0);
-            lanes[4 * j + 1] = vgetq_lane_f32(ar[j], 1);
-            lanes[4 * j + 2] = vgetq_lane_f32(ar[j], 2);
-            lanes[4 * j + 3] = vgetq_lane_f32(ar[j], 3);
+        let mut lanes = [0.0f32; F16_GEMV_LANES];
+        for (j, a) in ar.iter().enumerate() {
+            lanes[4 * j] = vgetq_lane_f32(*a, 0);
+            lanes[4 * j + 1] = vgetq_lane_f32(*a, 1);
+            lanes[4 * j + 2] = vgetq_lane_f32(*a, 2);
+            lanes[4 * j + 3] = vgetq_lane_f32(*a, 3);
         }
-        for kk in k16..k {
-            lanes[kk % F16_LANES] += f16_to_f32(w[r * k + kk]) * x[kk];
+        for kk in k32..k {
+            lanes[kk % F16_GEMV_LANES] += f16_to_f32(w[r * k + kk]) * x[kk];
         }
-        res[r] = reduce_lanes(lanes);
+        res[r] = reduce_gemv_lanes(lanes);
     }
     res
 }
