@@ -5,13 +5,15 @@
 //! ```text
 //! cargo run --release -p tern-kernels --features std --example bw [MiB]
 //! ```
-//! Cold: one pass over `MiB` (default 512) of 2560-wide rows, best of 5. Hot: an eighth of a
-//! 2560 × 6912 matrix (2.2 MB of I2_S) repeated. Timings are only meaningful natively (not under
+//! Cold: one pass over `MiB` (default 512) of I2_S as 6912 × 2560 tensors (the FFN's gate/up
+//! shape, each in the set's block order) or of 2560-wide f16 rows, best of 5. Hot: an eighth of
+//! such a tensor (2.2 MB of I2_S) repeated. Timings are only meaningful natively (not under
 //! QEMU); run it on an idle machine.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use tern_kernels::formats::i2s;
 use tern_kernels::{CpuFeatures, KernelSet, Tier};
 
 fn xorshift(n: usize, seed: u64) -> impl Iterator<Item = u64> {
@@ -78,9 +80,12 @@ fn main() {
     println!("| kernel | i2s cold GB/s | i2s hot | f16 cold | f16 hot | gemm x{n_tok} hot |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
 
-    let w_buf = i2s_bytes(big + 64);
-    let w = aligned(&w_buf);
-    let rows = big / (k / 4);
+    let w_pub = i2s_bytes(big);
+    let mut w_buf = vec![0u8; big + 64];
+    let m = 6912;
+    let tensor = m * k / 4;
+    let n_tensors = big / tensor;
+    let rows = m;
     let q_buf: Vec<i8> = xorshift(k * n_tok + 64, 7).map(|v| v as i8).collect();
     let q = &aligned(&q_buf)[..k * n_tok];
     let h_buf: Vec<u16> = xorshift(big / 2 + 32, 3).map(|v| v as u16 & 0x3bff).collect();
@@ -88,6 +93,7 @@ fn main() {
     let hrows = big / 2 / k;
     let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut out = vec![0i32; rows.max(hot_rows * n_tok)];
+    let hot = hot_rows * k / 4;
     let mut fo = vec![0f32; hrows];
     for s in &sets {
         if s.info.tier == Tier::Reference {
@@ -95,12 +101,30 @@ fn main() {
         }
         let gb = |bytes: usize, secs: f64| bytes as f64 / secs / 1e9;
         let (g, gm, f16) = (s.i2s_gemv, s.i2s_gemm, s.f16_gemv);
-        let ic = gb(rows * k / 4, best(5, || g(w, k, 0, &q[..k], black_box(&mut out[..rows]))));
+        // The set's block order; the hot tensor is the first `hot_rows` rows on their own.
+        let off = w_buf.as_ptr().align_offset(64);
+        let w = &mut w_buf[off..off + n_tensors * tensor];
+        for (d, src) in w.chunks_exact_mut(tensor).zip(w_pub.chunks_exact(tensor)) {
+            i2s::relayout(src, m, k, s.i2s_layout, d);
+        }
+        let mut w_hot = vec![0u8; hot + 64];
+        let off = w_hot.as_ptr().align_offset(64);
+        let w_hot = &mut w_hot[off..off + hot];
+        i2s::relayout(&w_pub[..hot], hot_rows, k, s.i2s_layout, w_hot);
+        let (w, w_hot): (&[u8], &[u8]) = (w, w_hot);
+        let ic = gb(
+            n_tensors * tensor,
+            best(5, || {
+                for wt in w.chunks_exact(tensor) {
+                    g(wt, k, 0, &q[..k], black_box(&mut out[..rows]));
+                }
+            }),
+        );
         let ih = gb(
-            8 * hot_rows * k / 4,
+            8 * hot,
             best(50, || {
                 for _ in 0..8 {
-                    g(w, k, 0, &q[..k], black_box(&mut out[..hot_rows]));
+                    g(w_hot, k, 0, &q[..k], black_box(&mut out[..hot_rows]));
                 }
             }),
         );
@@ -114,8 +138,8 @@ fn main() {
             }),
         );
         let mh = gb(
-            hot_rows * k / 4,
-            best(10, || gm(w, k, 0, q, n_tok, black_box(&mut out[..hot_rows * n_tok]))),
+            hot,
+            best(10, || gm(w_hot, k, 0, q, n_tok, black_box(&mut out[..hot_rows * n_tok]))),
         );
         println!(
             "| {} | {ic:.2} ({:.0} %) | {ih:.2} | {fc:.2} ({:.0} %) | {fh:.2} | {mh:.2} |",

@@ -8,7 +8,8 @@ use crate::reference;
 
 /// `out[i] = Σ_k w[row0+i][k] · q[k]` (i32), for I2_S weights `w` of row length `k`.
 ///
-/// Arguments: `(w_packed, k, row0, q, out)`. `w_packed` is the whole packed tensor, `q.len() == k`.
+/// Arguments: `(w_packed, k, row0, q, out)`. `w_packed` is the whole packed tensor (exactly
+/// `m·k/4` bytes) in the set's [`KernelSet::i2s_layout`], `q.len() == k`.
 pub type I2sGemvFn = fn(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]);
 
 /// Batched I2_S: `out[i*n + t] = Σ_k w[row0+i][k] · q[t*k + k']` for `n` tokens (i32).
@@ -220,6 +221,10 @@ pub struct KernelSet {
     /// exact in f32, so a fused multiply-add rounds exactly like the multiply-then-add of the
     /// reference and tiers may use it: the same bits for such `x` (NaN payloads aside).
     pub f16_gemv_hx: F16GemvFn,
+    /// The block order [`Self::i2s_gemv`] and [`Self::i2s_gemm`] read: the runtime stores I2_S
+    /// tensors this way ([`crate::formats::i2s::relayout`] at load when it is not the file's).
+    /// [`crate::reference::i2s_kernels_for`] gives the scalar kernels of any layout.
+    pub i2s_layout: crate::formats::i2s::Layout,
     /// Lookup tables for [`Self::tl1_gemv`].
     pub tl1_tables: Tl1TablesFn,
     /// TL1 GEMV over TL1-packed weights.
@@ -242,6 +247,7 @@ impl KernelSet {
         act_quant: reference::act_quant_i8,
         f16_gemv: reference::f16_gemv,
         f16_gemv_hx: reference::f16_gemv,
+        i2s_layout: crate::formats::i2s::Layout::Published,
         tl1_tables: reference::tl1_tables,
         tl1_gemv: reference::tl1_gemv_tables,
         info: KernelInfo {

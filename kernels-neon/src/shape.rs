@@ -122,6 +122,26 @@ pub(crate) fn gemm_rows<'w>(
     Some(rows_of(w, k, row0, out_len / n))
 }
 
+/// Validates the weights of a call over a whole tensor in [`crate::formats::i2s::Layout::Panels`]
+/// (`k % 128 == 0`, `k > 0`) and returns its row count `m = w.len() / (k/4)`.
+///
+/// # Panics
+/// If `w.len()` is not a whole number of rows, or rows `row0 .. row0 + rows` are not all in it.
+#[inline]
+pub(crate) fn panel_rows(w: &[u8], k: usize, row0: usize, rows: usize) -> usize {
+    let rb = k / 4;
+    assert!(
+        w.len().is_multiple_of(rb),
+        "i2s (panels): w must be the whole tensor, a multiple of k/4 = {rb} bytes (got {})",
+        w.len()
+    );
+    let m = w.len() / rb;
+    match row0.checked_add(rows) {
+        Some(end) if end <= m => m,
+        _ => panic!("i2s: weights too short for the requested rows"),
+    }
+}
+
 /// Validates an f16 GEMV call and returns the weights of rows `row0 .. row0 + out_len`
 /// (`out_len * k` elements).
 ///

@@ -107,6 +107,30 @@ pub fn pack_i2s(w: &[i8]) -> Vec<u8> {
     p
 }
 
+/// The published tensor `w` (row length `k`, whole rows) in the layout `ks` reads
+/// ([`KernelSet::i2s_layout`]); a plain copy for the published layout or `k % 128 != 0`.
+pub fn in_layout(ks: &KernelSet, w: &[u8], k: usize) -> Vec<u8> {
+    let layout = ks.i2s_layout.of(k);
+    if layout == i2s::Layout::Published {
+        return w.to_vec();
+    }
+    let m = w.len() * 4 / k;
+    assert_eq!(w.len(), m * k / 4, "in_layout: w is not whole rows");
+    let mut d = vec![0u8; w.len()];
+    i2s::relayout(w, m, k, layout, &mut d);
+    d
+}
+
+/// The scalar GEMV reading the layout `ks` reads.
+fn ref_gemv(ks: &KernelSet) -> crate::dispatch::I2sGemvFn {
+    reference::i2s_kernels_for(ks.i2s_layout).0
+}
+
+/// The scalar GEMM reading the layout `ks` reads.
+fn ref_gemm(ks: &KernelSet) -> crate::dispatch::I2sGemmFn {
+    reference::i2s_kernels_for(ks.i2s_layout).1
+}
+
 /// A copy of `v` that starts at an odd byte address (one byte past an aligned allocation).
 /// Returns the backing buffer; take `&buf[1..]`.
 pub fn misaligned_bytes(v: &[u8]) -> Vec<u8> {
@@ -141,7 +165,7 @@ pub fn check_gemv_case(
     (wf, qf): (Fill, Fill),
     misaligned: bool,
 ) {
-    let w = pack_i2s(&weights(wf, k * m));
+    let w = in_layout(ks, &pack_i2s(&weights(wf, k * m)), k);
     let q = activations(qf, k);
     let (wb, qb);
     let (w, q): (&[u8], &[i8]) = if misaligned {
@@ -157,8 +181,11 @@ pub fn check_gemv_case(
     };
     let mut want = vec![0i32; rows];
     let mut got = vec![i32::MIN; rows];
-    reference::i2s_gemv(w, k, row0, q, &mut want);
+    reference::i2s_gemv(&pack_i2s(&weights(wf, k * m)), k, row0, q, &mut want);
     (ks.i2s_gemv)(w, k, row0, q, &mut got);
+    let mut same_layout = vec![0i32; rows];
+    ref_gemv(ks)(w, k, row0, q, &mut same_layout);
+    assert_eq!(same_layout, want, "reference over {:?}", ks.i2s_layout);
     assert_eq!(
         got, want,
         "{}: i2s_gemv k={k} m={m} row0={row0} rows={rows} fill={wf:?}/{qf:?} misaligned={misaligned}",
@@ -177,11 +204,15 @@ pub fn check_gemm_case(
     (wf, qf): (Fill, Fill),
 ) {
     let w = pack_i2s(&weights(wf, k * m));
+    let wl = in_layout(ks, &w, k);
     let q = activations(qf, k * n);
     let mut want = vec![0i32; rows * n];
     let mut got = vec![i32::MIN; rows * n];
     reference::i2s_gemm(&w, k, row0, &q, n, &mut want);
-    (ks.i2s_gemm)(&w, k, row0, &q, n, &mut got);
+    (ks.i2s_gemm)(&wl, k, row0, &q, n, &mut got);
+    let mut same_layout = vec![0i32; rows * n];
+    ref_gemm(ks)(&wl, k, row0, &q, n, &mut same_layout);
+    assert_eq!(same_layout, want, "reference over {:?}", ks.i2s_layout);
     assert_eq!(
         got, want,
         "{}: i2s_gemm k={k} m={m} row0={row0} rows={rows} n={n} fill={wf:?}/{qf:?}",
@@ -217,13 +248,14 @@ pub fn check_gemv_shapes(ks: &KernelSet) {
 pub fn check_gemv_model_shapes(ks: &KernelSet) {
     for &(k, m) in MODEL_SHAPES {
         let w = pack_i2s(&weights(Fill::Random((k * m) as u64), k * m));
+        let wl = in_layout(ks, &w, k);
         let mut rng = Rng::new(k as u64);
         let q: Vec<i8> = (0..k).map(|_| rng.next_u64() as u8 as i8).collect();
-        for (row0, rows) in [(0, 9), (m / 2 - 3, 7), (m - 6, 6), (m - 1, 1)] {
+        for (row0, rows) in [(0, 9), (m / 2 - 3, 7), (m - 6, 6), (m - 1, 1), (16, 32), (0, m)] {
             let mut want = vec![0i32; rows];
             let mut got = vec![0i32; rows];
             reference::i2s_gemv(&w, k, row0, &q, &mut want);
-            (ks.i2s_gemv)(&w, k, row0, &q, &mut got);
+            (ks.i2s_gemv)(&wl, k, row0, &q, &mut got);
             assert_eq!(got, want, "{}: model shape {k}x{m} rows {row0}+{rows}", ks.info.name);
         }
     }
@@ -234,7 +266,7 @@ pub fn check_gemv_model_shapes(ks: &KernelSet) {
 pub fn check_saturation(ks: &KernelSet) {
     for k in [4096, 6912, 16384] {
         for (wv, qv) in [(1i8, 127i8), (-1, -128), (1, -128), (-1, 127)] {
-            let w = pack_i2s(&vec![wv; k * 2]);
+            let w = in_layout(ks, &pack_i2s(&vec![wv; k * 2]), k);
             let q = vec![qv; k];
             let mut got = [0i32; 2];
             (ks.i2s_gemv)(&w, k, 0, &q, &mut got);
@@ -250,7 +282,7 @@ pub fn check_saturation(ks: &KernelSet) {
     // sub-group reaches exactly −2^31 here), and one block beyond, where tiers fall back.
     for k in [1 << 22, (1 << 22) + 128] {
         for (wv, qv) in [(1i8, -128i8), (1, 127)] {
-            let w = pack_i2s(&vec![wv; k]);
+            let w = in_layout(ks, &pack_i2s(&vec![wv; k]), k);
             let q = vec![qv; k];
             let mut got = [0i32; 1];
             (ks.i2s_gemv)(&w, k, 0, &q, &mut got);

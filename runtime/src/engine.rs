@@ -16,6 +16,7 @@ use crate::model::{Config, Embedding, FfnAct, Linear, LinearData, Weights};
 use crate::ops;
 use crate::par::{DisjointMut, Parallel, split_rows};
 use tern_kernels::KernelSet;
+use tern_kernels::formats::i2s::Layout;
 use tern_kernels::formats::tl1::PairTable;
 use tern_kernels::reference::{f32_to_f16, finish_i2s};
 
@@ -45,7 +46,8 @@ pub struct Plan {
     pub attention: usize,
     /// Logits (`logits_rows · n_vocab · 4`).
     pub logits: usize,
-    /// TL1 layers repacked into I2_S at load ([`Weights::repack_bytes`]; 0 for I2_S files).
+    /// Layers copied into the arena at load: TL1 repacked into I2_S, and I2_S put in the kernels'
+    /// block order when it is not the file's ([`Weights::repack_bytes`]).
     pub repacked: usize,
     /// Lookup tables of the TL1 layers computed in place ([`Weights::tl1_table_count`] × 32).
     pub tl1_tables: usize,
@@ -184,9 +186,11 @@ impl<'a> Engine<'a> {
                 bytes.as_chunks_mut::<32>().0
             },
         };
+        let layout = weights.i2s_layout;
         for l in 0..weights.layers.len() {
             for lin in weights.linears_mut(l) {
-                repack_tl1(lin, arena)?;
+                repack_tl1(lin, layout, arena)?;
+                relayout_i2s(lin, layout, arena)?;
             }
         }
         Ok(Engine { config, weights, kernels, opts, b, pos: 0, n_logits: 0 })
@@ -375,20 +379,44 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Replaces a TL1 layer with [`Linear::repacked_at_load`] by its I2_S repack in `arena`.
+/// Replaces an I2_S layer with [`Linear::relayouted_at_load`] by a copy in `layout`'s block
+/// order in `arena`.
+fn relayout_i2s<'a>(
+    lin: &mut Linear<'a>,
+    layout: Layout,
+    arena: &mut Arena<'a>,
+) -> Result<(), Error> {
+    let LinearData::I2s { packed, scale, layout: from } = lin.data else { return Ok(()) };
+    if !lin.relayouted_at_load(layout) {
+        return Ok(());
+    }
+    debug_assert_eq!(from, Layout::Published, "only published tensors are relayouted");
+    let out: &'a mut [u8] = arena.alloc(lin.k * lin.m / 4)?;
+    tern_kernels::formats::i2s::relayout(packed, lin.m, lin.k, layout, out);
+    lin.data = LinearData::I2s { packed: out, scale, layout: layout.of(lin.k) };
+    Ok(())
+}
+
+/// Replaces a TL1 layer with [`Linear::repacked_at_load`] by its I2_S repack, in `layout`'s
+/// block order, in `arena`.
 ///
 /// Bit-exact: the I2_S kernels compute `Σ (code−1)·q = Σ w·q`, the TL1 kernels `Σ w·q` for the
 /// same ternary `w`, and both finish with `(f32)Σ / act_scale · w_scale`. The activations are
 /// quantised the I2_S way (epsilon 1e-5, clamp ±127); bitnet.cpp's TL1 quantisation (no epsilon,
 /// no clamp) gives the same `q` and scale whenever `max|x| ≥ 1e-5` (`|x·127/max| ≤ 127`).
-fn repack_tl1<'a>(lin: &mut Linear<'a>, arena: &mut Arena<'a>) -> Result<(), Error> {
+fn repack_tl1<'a>(
+    lin: &mut Linear<'a>,
+    layout: Layout,
+    arena: &mut Arena<'a>,
+) -> Result<(), Error> {
     let LinearData::Tl1 { packed, scale, tiling, .. } = lin.data else { return Ok(()) };
     if !lin.repacked_at_load() {
         return Ok(());
     }
     let out: &'a mut [u8] = arena.alloc(lin.k * lin.m / 4)?;
     // The tiling was validated at load and the indices checked (Weights::from_gguf).
-    match tern_kernels::formats::tl1::to_i2s(packed, lin.m, lin.k, tiling, out) {
+    let layout = layout.of(lin.k);
+    match tern_kernels::formats::tl1::to_i2s_in(packed, lin.m, lin.k, tiling, layout, out) {
         Ok(true) => {}
         _ => {
             return Err(Error::Model(crate::model::ModelError::BadValue {
@@ -397,7 +425,7 @@ fn repack_tl1<'a>(lin: &mut Linear<'a>, arena: &mut Arena<'a>) -> Result<(), Err
             }));
         }
     }
-    lin.data = LinearData::I2s { packed: out, scale };
+    lin.data = LinearData::I2s { packed: out, scale, layout };
     Ok(())
 }
 
@@ -434,8 +462,8 @@ fn matmul(
     accumulate: bool,
 ) {
     let (k, m) = (lin.k, lin.m);
-    let (packed, scale) = match lin.data {
-        LinearData::I2s { packed, scale } => (packed, scale),
+    let (packed, scale, layout) = match lin.data {
+        LinearData::I2s { packed, scale, layout } => (packed, scale, layout),
         LinearData::Tl1 { packed, scale, tiling, .. } => {
             let tl = Tl1 { packed, scale, tiling };
             return matmul_tl1(ks, par, lin, &tl, xq, xs, n, iout, lut, out, accumulate);
@@ -444,16 +472,21 @@ fn matmul(
     let q = &xq[..n * k];
     let iout = &mut iout[..m * n];
     let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
+    // The set's kernels read its own block order; a tensor in another (after the kernels were
+    // swapped, as `tern bench`'s reference gate does) goes through the scalar kernels of its own.
+    let (gemv, gemm) = if layout == ks.i2s_layout.of(k) {
+        (ks.i2s_gemv, ks.i2s_gemm)
+    } else {
+        tern_kernels::reference::i2s_kernels_for(layout)
+    };
     if tasks == 1 {
         if n == 1 {
-            (ks.i2s_gemv)(packed, k, 0, q, iout);
+            gemv(packed, k, 0, q, iout);
         } else {
-            (ks.i2s_gemm)(packed, k, 0, q, n, iout);
+            gemm(packed, k, 0, q, n, iout);
         }
     } else {
         let shared = DisjointMut::new(iout);
-        let gemv = ks.i2s_gemv;
-        let gemm = ks.i2s_gemm;
         par.run(tasks, &|i| {
             let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
             if r0 == r1 {

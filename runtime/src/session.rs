@@ -178,6 +178,9 @@ fn prefill(
 
 impl<'a> Session<'a> {
     /// Exact arena bytes for `model` with `opts`.
+    // Out of line: its ~72 KB `Weights` temporaries then never share a frame with the caller's (a
+    // bare-metal boot core has a 508 KB stack).
+    #[inline(never)]
     pub fn plan(g: &Gguf<'_>, opts: &SessionOptions) -> Result<MemoryPlan, Error> {
         let c = Config::from_gguf(g)?;
         let mut w = Weights::from_gguf(g, &c)?;
@@ -207,6 +210,9 @@ impl<'a> Session<'a> {
     }
 
     /// Loads a session from a parsed file into `arena` (at least [`Session::plan`]`.total`).
+    // Out of line: its ~72 KB `Weights` temporaries then never share a frame with the caller's (a
+    // bare-metal boot core has a 508 KB stack).
+    #[inline(never)]
     pub fn new(g: Gguf<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
         let c = Config::from_gguf(&g)?;
         let mut weights = Weights::from_gguf(&g, &c)?;

@@ -205,21 +205,73 @@ fn run(file: &[u8], k: KernelSet, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
         assert_eq!(w.repack_bytes(), 0, "the tl1 tier computes TL1 layers in place");
         assert!(w.tl1_table_count() > 0);
     }
-    with_engine(c, w, k, |e| {
-        e.eval(ids, Logits::All, par).unwrap();
-        let mut out = e.logits().to_vec();
-        for _ in 0..6 {
-            let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
-            e.eval(&[id], Logits::Last, par).unwrap();
-            out.extend_from_slice(e.last_logits());
+    with_engine(c, w, k, |e| logits_of(e, par, ids))
+}
+
+/// The logits [`run`] collects, from a built engine.
+fn logits_of(e: &mut Engine<'_>, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
+    e.eval(ids, Logits::All, par).unwrap();
+    let mut out = e.logits().to_vec();
+    for _ in 0..6 {
+        let id = tern_runtime::sampler::argmax(e.last_logits()) as u32;
+        e.eval(&[id], Logits::Last, par).unwrap();
+        out.extend_from_slice(e.last_logits());
+    }
+    e.reset();
+    for &t in ids {
+        e.eval(&[t], Logits::Last, par).unwrap();
+        out.extend_from_slice(e.last_logits());
+    }
+    out
+}
+
+#[test]
+fn panel_layout_gives_the_same_logits_on_every_set() {
+    // I2_S tensors copied into the arena in panel order at load (what the vnni set asks for; TL1
+    // tensors repacked straight into it), then computed by every set this CPU runs: with its own
+    // kernels when it reads panels, otherwise with the scalar kernels of that layout (as after
+    // `tern bench` swaps in the reference kernels for its gate). Bit-identical to the I2_S file
+    // read in its own order.
+    let ids = &prompt_ids()[0];
+    let want = run(&i2s_file(), KernelSet::REFERENCE, &Serial, ids);
+    let f = CpuFeatures::detect();
+    for file in [i2s_file(), tl1_file()] {
+        let g = Gguf::parse(&file).unwrap();
+        let c = Config::from_gguf(&g).unwrap();
+        for k in Tier::ALL.iter().filter_map(|&t| KernelSet::for_tier(f, t)) {
+            if k.info.tier == Tier::Tl1 {
+                continue; // computes TL1 layers in place: nothing to put in panel order
+            }
+            let mut w = Weights::from_gguf(&g, &c).unwrap();
+            w.prepare_for(&k);
+            w.i2s_layout = i2s::Layout::Panels;
+            assert_eq!(
+                w.repack_bytes(),
+                w.layers.len() * {
+                    let l = &w.layers[0];
+                    [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                        .iter()
+                        .map(|lin| tern_runtime::arena::slot_bytes::<u8>(lin.k * lin.m / 4))
+                        .sum::<usize>()
+                }
+            );
+            for par in [&Serial as &dyn Parallel, &TwoThreads] {
+                let got = with_engine(c, w.clone(), k, |e| {
+                    for l in 0..e.weights.layers.len() {
+                        for lin in e.weights.linears(l) {
+                            assert!(matches!(
+                                lin.data,
+                                LinearData::I2s { layout: i2s::Layout::Panels, .. }
+                            ));
+                        }
+                    }
+                    logits_of(e, par, ids)
+                });
+                let what = format!("panels, {}, {} threads", k.info.name, par.threads());
+                assert_bits_eq(&got, &want, &what);
+            }
         }
-        e.reset();
-        for &t in ids {
-            e.eval(&[t], Logits::Last, par).unwrap();
-            out.extend_from_slice(e.last_logits());
-        }
-        out
-    })
+    }
 }
 
 /// Builds an engine for `w` in an arena of exactly its plan (checked) and runs `f` on it.

@@ -68,6 +68,104 @@ pub const fn code_of_value(w: i8) -> u8 {
     }
 }
 
+/// Blocks per column panel of [`Layout::Panels`].
+pub const PANEL_BLOCKS: usize = 4;
+
+/// The order of an I2_S tensor's 32-byte blocks in memory. The bytes of a block are the same in
+/// every layout; only where block `b` of row `r` sits differs.
+///
+/// - [`Layout::Published`]: the file's order, row after row (block `b` of row `r` at
+///   `32 · (r·K/128 + b)`).
+/// - [`Layout::Panels`]: column panels of [`PANEL_BLOCKS`] blocks (512 weights) — panel `p` holds
+///   blocks `4p .. 4p+4` of row 0, then of row 1, …, of row `m − 1`; the last panel is
+///   narrower when `K/128` is not a multiple of 4. A GEMV then keeps one panel's 512
+///   activations in registers and streams the weights sequentially, with no activation loads
+///   (see `x86_64::vnni`). Only defined for `K % 128 == 0`; other tensors keep the published
+///   order ([`Layout::of`]).
+///
+/// Every layout has the same size (`m·K/4` bytes); [`relayout`] converts a published tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// Row after row (the GGUF file's order).
+    #[default]
+    Published,
+    /// Column panels of [`PANEL_BLOCKS`] blocks, row after row within a panel.
+    Panels,
+}
+
+impl Layout {
+    /// The layout a tensor of row length `k` actually gets when `self` is asked for:
+    /// [`Layout::Published`] unless `k` is a whole number of blocks.
+    pub const fn of(self, k: usize) -> Layout {
+        match self {
+            Layout::Panels if k.is_multiple_of(BLOCK) && k > 0 => Layout::Panels,
+            _ => Layout::Published,
+        }
+    }
+
+    /// The name printed by `tern info`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Layout::Published => "published 128/32",
+            Layout::Panels => "panels of 4 blocks",
+        }
+    }
+
+    /// Byte offset of block `b` (`b < k/128`) of row `r` in an `m`-row tensor of row length
+    /// `k`, for `k % 128 == 0` (the published layout also for other `k`, through [`locate`]).
+    #[inline(always)]
+    pub const fn block_offset(self, m: usize, k: usize, r: usize, b: usize) -> usize {
+        let nb = k / BLOCK;
+        match self {
+            Layout::Published => (r * nb + b) * BLOCK_BYTES,
+            Layout::Panels => {
+                let p = b / PANEL_BLOCKS;
+                let first = p * PANEL_BLOCKS;
+                let width = if nb - first < PANEL_BLOCKS { nb - first } else { PANEL_BLOCKS };
+                (first * m + r * width + (b - first)) * BLOCK_BYTES
+            }
+        }
+    }
+
+    /// Position of weight `(r, c)` of an `m × k` tensor: `(byte index, bit shift)`.
+    #[inline(always)]
+    pub const fn locate(self, m: usize, k: usize, r: usize, c: usize) -> (usize, u32) {
+        match self.of(k) {
+            Layout::Published => locate(r * k + c),
+            Layout::Panels => {
+                let j = c % BLOCK;
+                (self.block_offset(m, k, r, c / BLOCK) + j % 32, 6 - 2 * (j / 32) as u32)
+            }
+        }
+    }
+}
+
+/// Copies the published `m × k` tensor `src` into `dst` in `layout` (a plain copy when the layout
+/// is the published one for this `k`).
+///
+/// # Panics
+/// If `src` or `dst` is shorter than `m·k/4` bytes.
+pub fn relayout(src: &[u8], m: usize, k: usize, layout: Layout, dst: &mut [u8]) {
+    let n = m * k / 4;
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    if layout.of(k) == Layout::Published {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let nb = k / BLOCK;
+    let mut o = 0;
+    let mut b0 = 0;
+    while b0 < nb {
+        let width = core::cmp::min(PANEL_BLOCKS, nb - b0) * BLOCK_BYTES;
+        for r in 0..m {
+            let s = (r * nb + b0) * BLOCK_BYTES;
+            dst[o..o + width].copy_from_slice(&src[s..s + width]);
+            o += width;
+        }
+        b0 += PANEL_BLOCKS;
+    }
+}
+
 /// Packs ternary values `w` (flat, row-major) into `out` (`packed_bytes` long, zeroed first).
 ///
 /// # Panics
@@ -134,6 +232,37 @@ mod tests {
             let max_byte = (0..n).map(|i| locate(i).0).max().unwrap_or(0);
             assert_eq!(pack_len(n), core::cmp::max(max_byte + 1, n.div_ceil(4)), "n={n}");
         }
+    }
+
+    #[test]
+    fn panels_relayout_matches_locate() {
+        // Every weight lands where `Layout::locate` says, for full and narrow last panels.
+        for (m, k) in [(3usize, 128usize), (5, 512), (4, 640), (7, 896), (2, 2560), (3, 6912)] {
+            let w: std::vec::Vec<i8> =
+                (0..m * k).map(|i| ((i * 7 + i / 5) % 3) as i8 - 1).collect();
+            let mut p = std::vec![0u8; m * k / 4];
+            pack(&w, &mut p);
+            let mut d = std::vec![0u8; m * k / 4];
+            relayout(&p, m, k, Layout::Panels, &mut d);
+            for r in 0..m {
+                for c in 0..k {
+                    let (byte, shift) = Layout::Panels.locate(m, k, r, c);
+                    assert_eq!(
+                        value_of_code((d[byte] >> shift) & 3),
+                        w[r * k + c],
+                        "{m}x{k} {r},{c}"
+                    );
+                    assert_eq!(Layout::Published.locate(m, k, r, c), locate(r * k + c));
+                }
+            }
+        }
+        // Panel p of an m-row tensor starts at 4·32·m·p; rows are contiguous inside it.
+        assert_eq!(Layout::Panels.block_offset(10, 2560, 0, 4), 4 * 32 * 10);
+        assert_eq!(Layout::Panels.block_offset(10, 2560, 3, 5), 4 * 32 * 10 + 3 * 128 + 32);
+        // 6912 = 54 blocks: the last panel (blocks 52, 53) is 2 blocks wide.
+        assert_eq!(Layout::Panels.block_offset(10, 6912, 1, 53), 52 * 32 * 10 + 64 + 32);
+        assert_eq!(Layout::Panels.of(100), Layout::Published);
+        assert_eq!(Layout::Panels.of(256), Layout::Panels);
     }
 
     #[test]

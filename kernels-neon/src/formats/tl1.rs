@@ -212,6 +212,25 @@ pub fn to_i2s(
     t: Tiling,
     out: &mut [u8],
 ) -> Result<bool, TilingError> {
+    to_i2s_in(packed, m, k, t, super::i2s::Layout::Published, out)
+}
+
+/// [`to_i2s`] writing the I2_S blocks in `layout`'s order (for a `k` that is not a multiple of
+/// 128, the published one: [`super::i2s::Layout::of`]).
+///
+/// # Errors
+/// As [`to_i2s`].
+///
+/// # Panics
+/// As [`to_i2s`].
+pub fn to_i2s_in(
+    packed: &[u8],
+    m: usize,
+    k: usize,
+    t: Tiling,
+    layout: super::i2s::Layout,
+    out: &mut [u8],
+) -> Result<bool, TilingError> {
     use super::i2s;
     t.validate(m, k)?;
     let n = packed_bytes(m, k);
@@ -224,9 +243,8 @@ pub fn to_i2s(
     let mut e = 0usize;
     let mut put = |row: usize, p: usize, idx: u8| {
         let (w0, w1) = pair_values(idx);
-        let i = row * k + 2 * p;
-        for (j, w) in [(i, w0), (i + 1, w1)] {
-            let (byte, shift) = i2s::locate(j);
+        for (c, w) in [(2 * p, w0), (2 * p + 1, w1)] {
+            let (byte, shift) = layout.locate(m, k, row, c);
             out[byte] |= i2s::code_of_value(w) << shift;
         }
     };

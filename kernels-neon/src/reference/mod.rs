@@ -109,6 +109,57 @@ pub fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [
     }
 }
 
+/// [`i2s_gemv`] over a tensor in [`i2s::Layout::Panels`] (the whole tensor: `w.len()` is
+/// exactly `m·k/4`, which gives `m`). Tensors whose `k` is not a multiple of 128 are published.
+///
+/// # Panics
+/// If `q.len() != k` or `w` is too short for the requested rows.
+pub fn i2s_gemv_panels(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = dot_in(i2s::Layout::Panels, w, k, row0 + i, q);
+    }
+}
+
+/// [`i2s_gemm`] over a tensor in [`i2s::Layout::Panels`] (as [`i2s_gemv_panels`]).
+///
+/// # Panics
+/// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
+pub fn i2s_gemm_panels(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    if n == 0 {
+        return;
+    }
+    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    for (i, orow) in out.chunks_exact_mut(n).enumerate() {
+        for (t, o) in orow.iter_mut().enumerate() {
+            *o = dot_in(i2s::Layout::Panels, w, k, row0 + i, &q[t * k..(t + 1) * k]);
+        }
+    }
+}
+
+/// `Σ_c w[r][c] · q[c]` for row `r` of the whole tensor `w` stored in `layout`.
+fn dot_in(layout: i2s::Layout, w: &[u8], k: usize, r: usize, q: &[i8]) -> i32 {
+    let m = (w.len() * 4).checked_div(k).unwrap_or(0);
+    assert!(r < m, "i2s_gemv: row {r} outside the tensor");
+    let mut acc = 0i32;
+    for (c, &qk) in q.iter().enumerate() {
+        let (byte, shift) = layout.locate(m, k, r, c);
+        acc += i2s::value_of_code((w[byte] >> shift) & 3) as i32 * qk as i32;
+    }
+    acc
+}
+
+/// The scalar GEMV and GEMM for a tensor stored in `layout`.
+pub fn i2s_kernels_for(
+    layout: i2s::Layout,
+) -> (crate::dispatch::I2sGemvFn, crate::dispatch::I2sGemmFn) {
+    match layout {
+        i2s::Layout::Published => (i2s_gemv, i2s_gemm),
+        i2s::Layout::Panels => (i2s_gemv_panels, i2s_gemm_panels),
+    }
+}
+
 /// IEEE binary16 bits to f32 (exact).
 #[inline(always)]
 pub fn f16_to_f32(h: u16) -> f32 {

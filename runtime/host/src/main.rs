@@ -320,7 +320,7 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
     let _ = writeln!(o, "  KV cache (f16)                {:>10.2} MiB", mib(plan.engine.kv_cache));
     if plan.engine.repacked > 0 {
         let _ =
-            writeln!(o, "  TL1 weights repacked to I2_S  {:>10.2} MiB", mib(plan.engine.repacked));
+            writeln!(o, "  weights repacked (arena)      {:>10.2} MiB", mib(plan.engine.repacked));
     }
     let _ =
         writeln!(o, "  activations                   {:>10.2} MiB", mib(plan.engine.activations));

@@ -5,25 +5,35 @@
 //! repacks those whose `K` is a multiple of 128 into I2_S in its arena at load
 //! ([`Weights::repack_bytes`]) and computes them with the I2_S kernels of every tier; the others
 //! are computed in place with the TL1 GEMV.
+//!
+//! I2_S tensors are read in the file's block order unless the kernel set reads another
+//! ([`tern_kernels::KernelSet::i2s_layout`]): then [`Weights::prepare_for`] asks the engine to
+//! copy them into its arena in that order at load ([`Weights::repack_bytes`]).
 
 use super::{Arch, Config, ModelError, TensorName};
 use crate::arena::{cast_slice, slot_bytes};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use crate::model::config::KeyBuf;
+use tern_kernels::formats::i2s::Layout;
 use tern_kernels::formats::tl1::Tiling;
 
-/// Most transformer blocks a model may have.
-pub const MAX_LAYERS: usize = 128;
+/// Most transformer blocks a model may have. The largest ternary models (Falcon3-10B-1.58bit:
+/// 40, Llama3-8B-1.58: 32, BitNet 2B4T: 30) fit with room; every layer costs ~570 bytes of
+/// `Weights`, which is moved by value through loading, and a bare-metal boot core has a 508 KiB
+/// stack (128 layers overflowed it).
+pub const MAX_LAYERS: usize = 64;
 
 /// Storage of a linear (matmul) weight.
 #[derive(Debug, Clone, Copy)]
 pub enum LinearData<'a> {
-    /// I2_S codes (`k*m/4` bytes, 128/32 layout) and the per-tensor scale.
+    /// I2_S codes (`k*m/4` bytes, 128/32 blocks) and the per-tensor scale.
     I2s {
         /// Packed codes.
         packed: &'a [u8],
         /// `max|W|` of the ternarised weights.
         scale: f32,
+        /// The order of the blocks in `packed` (the file's, or the kernels' after a relayout).
+        layout: Layout,
     },
     /// bitnet.cpp TL1 pair indices (`k*m/4` bytes) in the given tiling, and the per-tensor scale.
     Tl1 {
@@ -54,6 +64,12 @@ impl Linear<'_> {
     /// `repack` set, which needs `K` a multiple of 128, the I2_S kernels' block).
     pub fn repacked_at_load(&self) -> bool {
         matches!(self.data, LinearData::Tl1 { repack: true, .. }) && self.k.is_multiple_of(128)
+    }
+
+    /// Whether the engine copies this I2_S layer into its arena at load in `target`'s block order
+    /// (it is stored in another).
+    pub fn relayouted_at_load(&self, target: Layout) -> bool {
+        matches!(self.data, LinearData::I2s { layout, .. } if layout != target.of(self.k))
     }
 }
 
@@ -147,6 +163,9 @@ pub struct Weights<'a> {
     pub output: Option<Embedding<'a>>,
     /// Blocks.
     pub layers: heapless::Vec<LayerWeights<'a>, MAX_LAYERS>,
+    /// The block order the kernels read I2_S tensors in ([`Weights::prepare_for`]); tensors in
+    /// another order are copied into the engine's arena in this one at load.
+    pub i2s_layout: Layout,
 }
 
 fn missing(name: &str) -> ModelError {
@@ -231,7 +250,7 @@ fn linear<'a>(
             if !scale.is_finite() {
                 return Err(ModelError::BadValue { key: "I2_S tensor scale", value: 0 });
             }
-            LinearData::I2s { packed, scale }
+            LinearData::I2s { packed, scale, layout: Layout::Published }
         }
         GgmlType::TL1 => {
             let n = k * m / 4;
@@ -270,6 +289,9 @@ fn linear<'a>(
 
 impl<'a> Weights<'a> {
     /// Resolves and checks every tensor the config needs.
+    // Out of line: its ~72 KB `Weights` temporaries then never share a frame with the caller's (a
+    // bare-metal boot core has a 508 KB stack).
+    #[inline(never)]
     pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Self, ModelError> {
         if c.n_layer > MAX_LAYERS {
             return Err(ModelError::TooManyLayers { n_layer: c.n_layer });
@@ -332,7 +354,7 @@ impl<'a> Weights<'a> {
                 return Err(ModelError::TooManyLayers { n_layer: c.n_layer });
             }
         }
-        Ok(Weights { token_embd, output_norm, output, layers })
+        Ok(Weights { token_embd, output_norm, output, layers, i2s_layout: Layout::Published })
     }
 
     /// The LM head (untied `output.weight` or the tied embedding).
@@ -352,13 +374,15 @@ impl<'a> Weights<'a> {
         [&mut b.wq, &mut b.wk, &mut b.wv, &mut b.wo, &mut b.w_gate, &mut b.w_up, &mut b.w_down]
     }
 
-    /// Arena bytes the engine needs to repack TL1 layers into I2_S at load (0 for I2_S files):
-    /// one arena slot of `k·m/4` bytes per layer with [`Linear::repacked_at_load`].
+    /// Arena bytes the engine needs to repack TL1 layers into I2_S, and I2_S layers into the
+    /// kernels' block order, at load (0 for I2_S files read in the file's order): one arena slot
+    /// of `k·m/4` bytes per layer with [`Linear::repacked_at_load`] or
+    /// [`Linear::relayouted_at_load`].
     pub fn repack_bytes(&self) -> usize {
         let mut b = 0;
         for l in 0..self.layers.len() {
             for lin in self.linears(l) {
-                if lin.repacked_at_load() {
+                if lin.repacked_at_load() || lin.relayouted_at_load(self.i2s_layout) {
                     b += slot_bytes::<u8>(lin.k * lin.m / 4);
                 }
             }
@@ -378,9 +402,11 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// Applies the kernel set's choice for TL1-format layers: in place with the lookup kernel
-    /// for the `tl1` tier, repacked into I2_S otherwise. Call before planning the arena.
+    /// Applies the kernel set's choices: TL1-format layers in place with the lookup kernel for
+    /// the `tl1` tier, repacked into I2_S otherwise; I2_S in the block order the set reads
+    /// ([`tern_kernels::KernelSet::i2s_layout`]). Call before planning the arena.
     pub fn prepare_for(&mut self, kernels: &tern_kernels::KernelSet) {
+        self.i2s_layout = kernels.i2s_layout;
         if kernels.info.tier == tern_kernels::Tier::Tl1 {
             self.compute_tl1_in_place();
         }

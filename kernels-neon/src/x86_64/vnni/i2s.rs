@@ -1,25 +1,32 @@
-//! AVX-512 VNNI I2_S GEMV and GEMM over the published 128/32 layout, bit-exact with
-//! [`crate::reference::i2s_gemv`] / [`crate::reference::i2s_gemm`].
+//! AVX-512 VNNI I2_S GEMV and GEMM over [`Layout::Panels`] (the runtime relayouts I2_S tensors
+//! at load for this tier: `KernelSet::i2s_layout`), bit-exact with
+//! [`crate::reference::i2s_gemv_panels`] / [`crate::reference::i2s_gemm_panels`].
 //!
-//! Orientation: VNNI twins of `reference::i2s_gemv` and `reference::i2s_gemm`.
+//! Orientation: VNNI twins of the reference kernels over the panel layout.
 //!
 //! A 128-weight block is one 32-byte vector whose sub-group `g` sits in bits `7−2g .. 6−2g` of
 //! every byte, lined up with the 32 activations at `q[128b + 32g]` (see [`crate::formats::i2s`]).
 //! `vpdpbusd(acc, u8 x, i8 q)` adds four exact u8·i8 products to each i32 lane.
 //!
-//! - **GEMV** (memory-bound): sub-group `g` is only masked, never shifted: `x = w & (3 << 6−2g)`
-//!   is `c · 4^(3−g)`, so accumulator `g` holds `4^(3−g) · Σ c·q` exactly and an arithmetic shift
-//!   right by `6 − 2g` at the end of the row recovers `Σ c·q` (4 `vpand` + 4 `vpdpbusd` per
-//!   block). Two blocks are in flight with separate accumulators (the `vpdpbusd` latency chain).
+//! - **GEMV** (memory-bound): one panel at a time, its 512 activations in 16 registers, the
+//!   panel's rows streamed in order (128 bytes each, the weights' only memory traffic). Sub-group
+//!   `g` is only masked, never shifted: `x = w & (3 << 6−2g)` is `c · 4^(3−g)`, so accumulator
+//!   `g` holds `4^(3−g) · Σ c·q` exactly and an arithmetic shift recovers `Σ c·q` (4 `vpand` + 4
+//!   `vpdpbusd` per block, 6 more per row and panel). Eight rows' sums are reduced together
+//!   (`vphaddd` tree) and added to `out`. In the published layout the same loop re-read 128
+//!   activation bytes from L1 per 32 weight bytes, and a Zen 4 core then streamed 16–21 GB/s from
+//!   DRAM against 27–30 for a plain read (see `examples/bw.rs`).
 //! - **GEMM** (compute-bound): the codes are shifted down once per block and shared by
-//!   [`GEMM_TOKENS`] tokens × [`GEMM_ROWS`] rows, one accumulator per (row, token).
+//!   [`GEMM_TOKENS`] tokens × [`GEMM_ROWS`] rows, one accumulator per (row, token); each block's
+//!   address comes from [`Layout::block_offset`].
 //!
-//! The result is `Σ c·q − Σ q`. `K % 128 != 0`, or K beyond [`MAX_K`], falls back to the
-//! reference. Codes are assumed valid (a code 3 gives a wrong value, never UB: `vpdpbusd` wraps).
+//! The result is `Σ c·q − Σ q`. `K % 128 != 0` (never relayouted), or K beyond [`MAX_K`], falls
+//! back to the reference. Codes are assumed valid (a code 3 gives a wrong value, never UB:
+//! `vpdpbusd` wraps).
 
 use core::arch::x86_64::*;
 
-use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS};
 use crate::reference;
 use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 use crate::x86_64::avx2::i2s::{hsum, load32};
@@ -28,12 +35,13 @@ use crate::x86_64::avx2::i2s::{hsum, load32};
 const MAX_ABS_PRODUCT_GEMV: usize = (2 << 6) * 128;
 /// Products per i32 lane per block: one `vpdpbusd` adds 4.
 const PRODUCTS_PER_BLOCK: usize = 4;
-/// Largest row length whose GEMV accumulators cannot overflow (i32 lanes).
+/// Longest rows the kernels take (longer ones go to the reference).
 pub(crate) const MAX_K: usize = 1 << 22;
-// Bound proof: over `MAX_K / 128` blocks, one lane of the top sub-group's accumulator sums at most
-// this many products of at most this size.
+// Bound proofs. GEMV: a sub-group accumulator lives for one panel (≤ 4 blocks) and stays tiny;
+// `out` then sums `Σ c·q` over the whole row, |Σ c·q| ≤ 2 · 128 · K.
 const _: () =
-    assert!((MAX_K / BLOCK) * PRODUCTS_PER_BLOCK * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize + 1);
+    assert!(PANEL_BLOCKS * PRODUCTS_PER_BLOCK * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize);
+const _: () = assert!(2 * 128 * MAX_K <= i32::MAX as usize);
 // GEMM: shifted codes (≤ 2) times q (≥ −128), 4 sub-groups × 4 products per block per lane.
 const _: () = assert!((MAX_K / BLOCK) * 4 * PRODUCTS_PER_BLOCK * 2 * 128 <= i32::MAX as usize);
 
@@ -43,122 +51,169 @@ const _: () = assert!((MAX_K / BLOCK) * 4 * PRODUCTS_PER_BLOCK * 2 * 128 <= i32:
 const GEMM_ROWS: usize = 4;
 /// Tokens per GEMM tile (they share the decoded weights).
 const GEMM_TOKENS: usize = 4;
-/// Bytes ahead of the current block that the GEMV prefetches (on top of the hardware
-/// prefetcher, which alone left a Zen 4 core at 17 GB/s instead of 22).
-const PREFETCH_AHEAD: usize = 256;
+/// Bytes ahead of the current row that the GEMV prefetches (eight 128-byte rows of a panel), on
+/// top of the hardware prefetcher.
+const PREFETCH_AHEAD: usize = 1024;
+/// Rows whose sums are reduced together.
+const GROUP: usize = 8;
 
-/// VNNI [`crate::dispatch::I2sGemvFn`].
+/// VNNI [`crate::dispatch::I2sGemvFn`] over [`Layout::Panels`]; `w` is the whole tensor
+/// (exactly `m · k / 4` bytes).
 ///
 /// # Panics
-/// If `q.len() != k` or `w` is too short.
+/// If `q.len() != k` or `w` does not hold the requested rows.
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
-    let Some(rows) = shape::gemv_rows(w, k, row0, q, out.len()).filter(|_| k <= MAX_K) else {
-        return reference::i2s_gemv(w, k, row0, q, out);
-    };
+    if k == 0 || !k.is_multiple_of(BLOCK) || k > MAX_K {
+        return reference::i2s_gemv_panels(w, k, row0, q, out);
+    }
+    assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
+    let m = shape::panel_rows(w, k, row0, out.len());
     // SAFETY: shapes checked above; VNNI/VL/AVX2 present because only `vnni::plug` installs
     // this fn (module doc).
-    unsafe { gemv_impl(rows, k, q, out) }
+    unsafe { gemv_impl(w, m, k, row0, q, out) }
 }
 
 /// # Safety
-/// - `k % 128 == 0`, `k <= MAX_K`, `q.len() == k`, `w.len() >= out.len() * k / 4`.
+/// - `k % 128 == 0`, `k <= MAX_K`, `q.len() == k`, `w.len() == m * k / 4`,
+///   `row0 + out.len() <= m`.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn gemv_impl(w: &[u8], k: usize, q: &[i8], out: &mut [i32]) {
-    debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() >= out.len() * k / 4);
-    let qsum = sum_i8(q);
-    if (k / BLOCK).is_multiple_of(2) {
-        // SAFETY: forwarded from the caller; the block count is even.
-        unsafe { gemv_rows::<false>(w.as_ptr(), q.as_ptr(), k, out) };
-    } else {
-        // SAFETY: forwarded from the caller; the block count is odd.
-        unsafe { gemv_rows::<true>(w.as_ptr(), q.as_ptr(), k, out) };
+unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+    debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() == m * k / 4);
+    debug_assert!(row0 + out.len() <= m);
+    out.fill(0);
+    let nb = k / BLOCK;
+    let (wp, qp) = (w.as_ptr(), q.as_ptr());
+    let mut b = 0;
+    while b < nb {
+        let width = core::cmp::min(PANEL_BLOCKS, nb - b);
+        let base = wp.wrapping_add(b * BLOCK_BYTES * m);
+        let qb = qp.wrapping_add(b * BLOCK);
+        // The panel of blocks b .. b+width holds m rows of 32·width bytes at `base`
+        // (Layout::Panels), rows row0 .. row0 + out.len() among them; its activations are
+        // q[128b .. 128(b + width)].
+        match width {
+            // SAFETY: as above, width 4.
+            4 => unsafe { panel::<4>(base, qb, row0, out) },
+            // SAFETY: as above, width 3.
+            3 => unsafe { panel::<3>(base, qb, row0, out) },
+            // SAFETY: as above, width 2.
+            2 => unsafe { panel::<2>(base, qb, row0, out) },
+            // SAFETY: as above, width 1.
+            _ => unsafe { panel::<1>(base, qb, row0, out) },
+        }
+        b += width;
     }
+    let qsum = sum_i8(q);
     for o in out.iter_mut() {
         *o = o.wrapping_sub(qsum);
     }
 }
 
-/// `Σ c·q` of `out.len()` consecutive rows against one token, one row after the other: each
-/// thread then reads one sequential stream (see the AVX2 tier for why rows are not interleaved).
+/// Adds `Σ c·q` over one panel of `W` blocks to `out[i]` for the rows `row0 + i`.
 ///
-/// A function of its own, per block-count parity, so that nothing competes with the block loop
-/// for registers: with an odd-block tail in the same function the compiler moved temporaries into
-/// ymm16-31, and the loop's DRAM rate halved on Zen 4 (12 instead of 21 GB/s, the same
-/// instructions otherwise). `ODD`: the last block pairs with [`ZERO_BLOCK`] (zero codes add 0).
+/// A function of its own per width, so that nothing else competes with the row loop for
+/// registers (16 activation vectors, 4 masks, 4 accumulators and the weights).
 ///
 /// # Safety
-/// - `k % 128 == 0`, `k <= MAX_K`, `ODD == (k / 128 is odd)`; `w` valid for `out.len() * k / 4`
-///   bytes; `q` valid for `k` bytes.
+/// - `base` is valid for `(row0 + out.len()) · 32W` bytes (the panel's rows, 32W bytes each);
+///   `q` for `128W` bytes.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 #[inline(never)]
-unsafe fn gemv_rows<const ODD: bool>(w: *const u8, q: *const i8, k: usize, out: &mut [i32]) {
-    let nb = k / BLOCK;
-    let rb = k / 4;
+unsafe fn panel<const W: usize>(base: *const u8, q: *const i8, row0: usize, out: &mut [i32]) {
+    let stride = W * BLOCK_BYTES;
     let mask = [0xC0u8, 0x30, 0x0C, 0x03].map(|m| _mm256_set1_epi8(m as i8));
-    let row = |wr: *const u8| {
-        let mut acc = [[_mm256_setzero_si256(); 4]; 2];
-        let mut b = 0;
-        while b < nb {
-            // The second block of the pair, or the zero block after an odd last one.
-            let (w1, b1) = if ODD && b + 1 == nb {
-                (ZERO_BLOCK.as_ptr(), b)
-            } else {
-                (wr.wrapping_add((b + 1) * BLOCK_BYTES), b + 1)
-            };
-            for (au, (wp, bq)) in
-                acc.iter_mut().zip([(wr.wrapping_add(b * BLOCK_BYTES), b), (w1, b1)])
-            {
-                // SAFETY: `wp` is block b or b+1 < nb of this row (32 bytes inside `w`) or
-                // ZERO_BLOCK.
-                let wv = unsafe { load32(wp) };
-                for (g, a) in au.iter_mut().enumerate() {
-                    // SAFETY: bq < nb, so 128bq + 32g + 32 <= k.
-                    let qv = unsafe { load32(q.wrapping_add(bq * BLOCK + 32 * g)) };
-                    *a = _mm256_dpbusd_epi32(*a, _mm256_and_si256(wv, mask[g]), qv);
+    let mut x = [[_mm256_setzero_si256(); 4]; W];
+    for (b, xb) in x.iter_mut().enumerate() {
+        for (g, v) in xb.iter_mut().enumerate() {
+            // SAFETY: 128b + 32g + 32 <= 128W: inside the panel's activations.
+            *v = unsafe { load32(q.wrapping_add(b * BLOCK + 32 * g)) };
+        }
+    }
+    // `Σ c·q` of row `r` of the panel in the eight lanes of one vector.
+    macro_rules! row {
+        ($r:expr) => {{
+            let wr = base.wrapping_add(($r) * stride);
+            // Never faults, even past the end of the tensor.
+            _mm_prefetch::<_MM_HINT_T0>(wr.wrapping_add(PREFETCH_AHEAD).cast());
+            if stride > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(wr.wrapping_add(PREFETCH_AHEAD + 64).cast());
+            }
+            let mut a = [_mm256_setzero_si256(); 4];
+            for (b, xb) in x.iter().enumerate() {
+                // SAFETY: block b < W of row r: 32 bytes inside the panel (caller).
+                let wv = unsafe { load32(wr.wrapping_add(b * BLOCK_BYTES)) };
+                for g in 0..4 {
+                    a[g] = _mm256_dpbusd_epi32(a[g], _mm256_and_si256(wv, mask[g]), xb[g]);
                 }
             }
-            // Never faults, even past the end of the tensor.
-            _mm_prefetch::<_MM_HINT_T0>(wr.wrapping_add(b * BLOCK_BYTES + PREFETCH_AHEAD).cast());
-            b += 2;
-        }
-        let a: [__m256i; 4] = core::array::from_fn(|g| _mm256_add_epi32(acc[0][g], acc[1][g]));
-        _mm256_add_epi32(
-            _mm256_add_epi32(_mm256_srai_epi32::<6>(a[0]), _mm256_srai_epi32::<4>(a[1])),
-            _mm256_add_epi32(_mm256_srai_epi32::<2>(a[2]), a[3]),
-        )
-    };
-    for (r, o) in out.iter_mut().enumerate() {
-        *o = hsum(row(w.wrapping_add(r * rb)));
+            _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_srai_epi32::<6>(a[0]), _mm256_srai_epi32::<4>(a[1])),
+                _mm256_add_epi32(_mm256_srai_epi32::<2>(a[2]), a[3]),
+            )
+        }};
+    }
+    let n = out.len();
+    let mut i = 0;
+    while i + GROUP <= n {
+        let r = row0 + i;
+        let h0 = _mm256_hadd_epi32(row!(r), row!(r + 1));
+        let h1 = _mm256_hadd_epi32(row!(r + 2), row!(r + 3));
+        let h2 = _mm256_hadd_epi32(row!(r + 4), row!(r + 5));
+        let h3 = _mm256_hadd_epi32(row!(r + 6), row!(r + 7));
+        // Per 128-bit half: rows 0..4 in g0, rows 4..8 in g1.
+        let g0 = _mm256_hadd_epi32(h0, h1);
+        let g1 = _mm256_hadd_epi32(h2, h3);
+        let s = _mm256_add_epi32(
+            _mm256_permute2x128_si256::<0x20>(g0, g1),
+            _mm256_permute2x128_si256::<0x31>(g0, g1),
+        );
+        let o = out[i..i + GROUP].as_mut_ptr().cast::<__m256i>();
+        // SAFETY: `o` points to 8 i32 of `out` (i + 8 <= n), read unaligned.
+        let sum = _mm256_add_epi32(unsafe { _mm256_loadu_si256(o) }, s);
+        // SAFETY: as above, written unaligned.
+        unsafe { _mm256_storeu_si256(o, sum) };
+        i += GROUP;
+    }
+    while i < n {
+        out[i] = out[i].wrapping_add(hsum(row!(row0 + i)));
+        i += 1;
     }
 }
 
-/// Stands in for the block after an odd last block: zero codes add nothing.
-static ZERO_BLOCK: [u8; BLOCK_BYTES] = [0; BLOCK_BYTES];
-
-/// VNNI [`crate::dispatch::I2sGemmFn`].
+/// VNNI [`crate::dispatch::I2sGemmFn`] over [`Layout::Panels`]; `w` is the whole tensor.
 ///
 /// # Panics
-/// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
+/// If `q.len() != n*k`, `out.len() % n != 0` or `w` does not hold the requested rows.
 pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
-    let Some(rows) = shape::gemm_rows(w, k, row0, q, n, out.len()).filter(|_| k <= MAX_K) else {
-        return reference::i2s_gemm(w, k, row0, q, n, out);
-    };
+    if k == 0 || !k.is_multiple_of(BLOCK) || k > MAX_K || n == 0 {
+        return reference::i2s_gemm_panels(w, k, row0, q, n, out);
+    }
+    assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
+    assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
+    let m = shape::panel_rows(w, k, row0, out.len() / n);
     // SAFETY: shapes checked above; VNNI/VL/AVX2 present because only `vnni::plug` installs
     // this fn.
-    unsafe { gemm_impl(rows, k, q, n, out) }
+    unsafe { gemm_impl(w, m, k, row0, q, n, out) }
 }
 
 /// # Safety
 /// - `k % 128 == 0`, `k <= MAX_K`, `n > 0`, `q.len() == n * k`, `out.len() % n == 0`,
-///   `w.len() >= out.len() / n * k / 4`.
+///   `w.len() == m * k / 4`, `row0 + out.len() / n <= m`.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
+unsafe fn gemm_impl(
+    w: &[u8],
+    m: usize,
+    k: usize,
+    row0: usize,
+    q: &[i8],
+    n: usize,
+    out: &mut [i32],
+) {
     debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
     let rows = out.len() / n;
-    let rb = k / 4;
     let mut t0 = 0;
     while t0 < n {
         let cn = core::cmp::min(TOKEN_CHUNK, n - t0);
@@ -169,15 +224,16 @@ unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
             let mut t = 0;
             while t < cn {
                 let tn = core::cmp::min(GEMM_TOKENS, cn - t);
-                let wp = w[r * rb..].as_ptr();
                 let qp = q[(t0 + t) * k..].as_ptr();
+                let tile = Tile { w: w.as_ptr(), m, k, row: row0 + r };
                 let acc = match (rn, tn) {
-                    // SAFETY: rows r..r+rn lie inside `w`, tokens t0+t..t0+t+tn inside `q`.
+                    // SAFETY: rows row0+r .. +rn lie inside the tensor, tokens t0+t .. +tn
+                    // inside `q`.
                     (GEMM_ROWS, GEMM_TOKENS) => unsafe {
-                        gemm_tile::<GEMM_ROWS, GEMM_TOKENS>(wp, qp, k)
+                        gemm_tile::<GEMM_ROWS, GEMM_TOKENS>(tile, qp)
                     },
                     // SAFETY: as above.
-                    _ => unsafe { gemm_tile_edge(wp, qp, k, rn, tn) },
+                    _ => unsafe { gemm_tile_edge(tile, qp, rn, tn) },
                 };
                 for (i, row) in acc.iter().enumerate().take(rn) {
                     for (j, &a) in row.iter().enumerate().take(tn) {
@@ -192,70 +248,83 @@ unsafe fn gemm_impl(w: &[u8], k: usize, q: &[i8], n: usize, out: &mut [i32]) {
     }
 }
 
+/// Where a GEMM tile's rows are: the whole `m × k` panel-layout tensor at `w`, first row `row`.
+#[derive(Clone, Copy)]
+struct Tile {
+    w: *const u8,
+    m: usize,
+    k: usize,
+    row: usize,
+}
+
 /// A partial tile (fewer rows or tokens), one (row, token) at a time.
 ///
 /// # Safety
 /// As [`gemm_tile`] with `R = rn ≤ GEMM_ROWS`, `T = tn ≤ GEMM_TOKENS`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 unsafe fn gemm_tile_edge(
-    w: *const u8,
+    tile: Tile,
     q: *const i8,
-    k: usize,
     rn: usize,
     tn: usize,
 ) -> [[i32; GEMM_TOKENS]; GEMM_ROWS] {
     let mut out = [[0i32; GEMM_TOKENS]; GEMM_ROWS];
     for (i, row) in out.iter_mut().enumerate().take(rn) {
         for (j, o) in row.iter_mut().enumerate().take(tn) {
+            let one = Tile { row: tile.row + i, ..tile };
             // SAFETY: row i < rn and token j < tn are inside the caller's ranges.
-            *o =
-                unsafe { gemm_tile::<1, 1>(w.wrapping_add(i * (k / 4)), q.wrapping_add(j * k), k) }
-                    [0][0];
+            *o = unsafe { gemm_tile::<1, 1>(one, q.wrapping_add(j * tile.k)) }[0][0];
         }
     }
     out
 }
 
-/// `Σ c·q` for `R` rows (byte stride `k/4`) against `T` tokens (stride `k`).
+/// `Σ c·q` for `R` rows from `tile.row` against `T` tokens (stride `k`).
 ///
 /// # Safety
-/// - `k % 128 == 0`, `k <= MAX_K`; `w` valid for `R * k / 4` bytes; `q` valid for `T * k` bytes.
+/// - `k % 128 == 0`, `k <= MAX_K`; `tile.w` holds the whole `m × k` tensor in
+///   [`Layout::Panels`] and `tile.row + R <= m`; `q` valid for `T * k` bytes.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn gemm_tile<const R: usize, const T: usize>(
-    w: *const u8,
+    tile: Tile,
     q: *const i8,
-    k: usize,
 ) -> [[i32; GEMM_TOKENS]; GEMM_ROWS] {
+    let Tile { w, m, k, row } = tile;
     let nb = k / BLOCK;
-    let rb = k / 4;
-    let m = _mm256_set1_epi8(3);
+    let m3 = _mm256_set1_epi8(3);
     let mut acc = [[_mm256_setzero_si256(); T]; R];
-    for b in 0..nb {
-        let raw: [__m256i; R] = core::array::from_fn(|i| {
-            // SAFETY: i < R and b < nb, so i*rb + 32b + 32 <= R*rb.
-            unsafe { load32(w.wrapping_add(i * rb + b * BLOCK_BYTES)) }
-        });
-        // One sub-group at a time keeps R code vectors live, not 4R.
-        for g in 0..4 {
-            let codes: [__m256i; R] = raw.map(|wv| {
-                let shifted = match g {
-                    0 => _mm256_srli_epi16::<6>(wv),
-                    1 => _mm256_srli_epi16::<4>(wv),
-                    2 => _mm256_srli_epi16::<2>(wv),
-                    _ => wv,
-                };
-                _mm256_and_si256(shifted, m)
+    let mut b = 0;
+    while b < nb {
+        let width = core::cmp::min(PANEL_BLOCKS, nb - b);
+        let first = Layout::Panels.block_offset(m, k, row, b);
+        for bb in 0..width {
+            let raw: [__m256i; R] = core::array::from_fn(|i| {
+                // SAFETY: row + i < m and block b + bb < nb: 32 bytes inside the tensor.
+                unsafe { load32(w.wrapping_add(first + (i * width + bb) * BLOCK_BYTES)) }
             });
-            for j in 0..T {
-                // SAFETY: j < T and b < nb, so j*k + 128b + 32g + 32 <= T*k.
-                let qv = unsafe { load32(q.wrapping_add(j * k + b * BLOCK + 32 * g)) };
-                for (ai, ci) in acc.iter_mut().zip(&codes) {
-                    ai[j] = _mm256_dpbusd_epi32(ai[j], *ci, qv);
+            // One sub-group at a time keeps R code vectors live, not 4R.
+            for g in 0..4 {
+                let codes: [__m256i; R] = raw.map(|wv| {
+                    let shifted = match g {
+                        0 => _mm256_srli_epi16::<6>(wv),
+                        1 => _mm256_srli_epi16::<4>(wv),
+                        2 => _mm256_srli_epi16::<2>(wv),
+                        _ => wv,
+                    };
+                    _mm256_and_si256(shifted, m3)
+                });
+                for j in 0..T {
+                    // SAFETY: j < T and b + bb < nb, so j*k + 128(b+bb) + 32g + 32 <= T*k.
+                    let qv = unsafe { load32(q.wrapping_add(j * k + (b + bb) * BLOCK + 32 * g)) };
+                    for (ai, ci) in acc.iter_mut().zip(&codes) {
+                        ai[j] = _mm256_dpbusd_epi32(ai[j], *ci, qv);
+                    }
                 }
             }
         }
+        b += width;
     }
     let mut out = [[0i32; GEMM_TOKENS]; GEMM_ROWS];
     for (oi, ai) in out.iter_mut().zip(&acc) {

@@ -10,6 +10,8 @@
 //! `KernelSet::select` calls only when `CpuFeatures::vnni()` is true (a value from `detect()` or
 //! `unsafe assume_x86`), which implies `CpuFeatures::avx2()`.
 //!
+//! Its I2_S kernels read [`crate::formats::i2s::Layout::Panels`] (`KernelSet::i2s_layout`).
+//!
 //! 512-bit registers were measured and lost on Zen 4 (which splits them in two): 28 GB/s against
 //! 38 GB/s with the weights in cache, and they need the activations re-interleaved.
 
@@ -18,7 +20,7 @@ mod i2s;
 use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
 
 /// Name of the VNNI I2_S GEMV kernel.
-pub(crate) const NAME: &str = "vnni_i2s_gemv_1x1";
+pub(crate) const NAME: &str = "vnni_i2s_gemv_panels";
 
 /// Installs the VNNI kernels (and the AVX2 ones they build on) into `k`. Callers must have
 /// checked `CpuFeatures::vnni()`.
@@ -26,5 +28,6 @@ pub(crate) fn plug(k: &mut KernelSet) {
     super::avx2::plug(k);
     k.i2s_gemv = i2s::i2s_gemv;
     k.i2s_gemm = i2s::i2s_gemm;
+    k.i2s_layout = crate::formats::i2s::Layout::Panels;
     k.info = KernelInfo { tier: Tier::Vnni, name: NAME, quality: Quality::Extension };
 }
