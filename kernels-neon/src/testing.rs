@@ -378,7 +378,7 @@ pub fn check_act_quant(ks: &KernelSet) {
     }
 }
 
-/// f16 GEMV bit-identical to the reference over `K`s (with 16-lane tails), rows, offsets,
+/// f16 GEMV bit-identical to the reference over `K`s (with 32-lane tails), rows, offsets,
 /// special halves (subnormals, ±0, large) and a misaligned (odd element) weight start.
 pub fn check_f16_gemv(ks: &KernelSet) {
     let mut rng = Rng::new(77);

@@ -670,7 +670,7 @@ fn attention(
         // SAFETY: as above (output slice of head h).
         let o = unsafe { outs.slice(h * hd, (h + 1) * hd) };
         // bitnet.cpp rounds Q to f16 for QK; f16·f16 products are exact in f32, so the f16 GEMV
-        // kernel (16-lane order) computes the same scores as an f16×f16 dot product.
+        // kernel (its 32-lane order) computes exact products, as an f16×f16 dot product does.
         for (d, &x) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
             *d = ops::round_f16(x);
         }
@@ -687,7 +687,7 @@ fn attention(
         for (p, &w) in s.iter().enumerate() {
             let vrow = &vc[base + p * hd..base + (p + 1) * hd];
             for (od, &vv) in o.iter_mut().zip(vrow) {
-                *od += w * ops::F16_TO_F32[usize::from(vv)];
+                *od += w * ops::f16_to_f32_flat(vv);
             }
         }
     };
