@@ -316,7 +316,7 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
     let opts = session_opts(&a.model, None)?;
     let plan = Session::plan(&g, &opts).map_err(|e| e.to_string())?;
     let _ = writeln!(o, "memory plan (n_ctx {}, batch {}):", plan.opts.n_ctx, plan.opts.n_batch);
-    let _ = writeln!(o, "  weights (mapped, not copied)  {:>10.2} MiB", mib(mf.bytes().len()));
+    let _ = writeln!(o, "  weights file (mapped)        {:>10.2} MiB", mib(mf.bytes().len()));
     let _ = writeln!(o, "  KV cache (f16)                {:>10.2} MiB", mib(plan.engine.kv_cache));
     if plan.engine.repacked > 0 {
         let _ =
