@@ -103,14 +103,6 @@ impl Layout {
         }
     }
 
-    /// The name printed by `tern info`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Layout::Published => "published 128/32",
-            Layout::Panels => "panels of 4 blocks",
-        }
-    }
-
     /// Byte offset of block `b` (`b < k/128`) of row `r` in an `m`-row tensor of row length
     /// `k`, for `k % 128 == 0` (the published layout also for other `k`, through [`locate`]).
     #[inline(always)]
