@@ -24,6 +24,11 @@ pub type ActQuantFn = fn(x: &[f32], q: &mut [i8]) -> (f32, i32);
 /// [`reference::f16_gemv`]. `w` holds the raw little-endian f16 bits of the whole tensor.
 pub type F16GemvFn = fn(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]);
 
+/// Weighted sum of f16 rows (attention's probabilities × V): `out[d] = Σ_i p[i] · f16(v[i·k +
+/// d])`, `k = out.len()`, in the order of [`reference::f16_wsum`]. `v` holds `p.len()` rows of
+/// raw f16 bits.
+pub type F16WsumFn = fn(p: &[f32], v: &[u16], out: &mut [f32]);
+
 /// Builds the lookup tables of every activation pair of `q` into `lut[..q.len() / 2]`, for
 /// [`Tl1GemvFn`] (the same tables on every tier: [`reference::tl1_pair_table`]).
 pub type Tl1TablesFn = fn(q: &[i8], lut: &mut [PairTable]);
@@ -221,6 +226,8 @@ pub struct KernelSet {
     /// exact in f32, so a fused multiply-add rounds exactly like the multiply-then-add of the
     /// reference and tiers may use it: the same bits for such `x` (NaN payloads aside).
     pub f16_gemv_hx: F16GemvFn,
+    /// Weighted sum of f16 rows (attention's V accumulation).
+    pub f16_wsum: F16WsumFn,
     /// The block order [`Self::i2s_gemv`] and [`Self::i2s_gemm`] read: the runtime stores I2_S
     /// tensors this way ([`crate::formats::i2s::relayout`] at load when it is not the file's).
     /// [`crate::reference::i2s_kernels_for`] gives the scalar kernels of any layout.
@@ -247,6 +254,7 @@ impl KernelSet {
         act_quant: reference::act_quant_i8,
         f16_gemv: reference::f16_gemv,
         f16_gemv_hx: reference::f16_gemv,
+        f16_wsum: reference::f16_wsum,
         i2s_layout: crate::formats::i2s::Layout::Published,
         tl1_tables: reference::tl1_tables,
         tl1_gemv: reference::tl1_gemv_tables,

@@ -451,6 +451,50 @@ pub fn check_f16_head_slice(ks: &KernelSet) {
     }
 }
 
+/// The weighted sum of f16 rows (attention's V accumulation) bit-identical to the reference over
+/// row widths (64-column blocks, 8-column blocks, scalar tails), row counts (none included),
+/// special halves (subnormals, ±0, ±65504, inf), special weights (0, −0, subnormal f32, large) and
+/// a misaligned (odd element) start of `v`.
+pub fn check_f16_wsum(ks: &KernelSet) {
+    let mut rng = Rng::new(4096);
+    for &k in LENGTHS.iter().chain(&[64usize, 72, 80, 128, 136, 256]) {
+        for n in [0usize, 1, 2, 7, 33, 100] {
+            let v: Vec<u16> = (0..n * k + 1)
+                .map(|i| match i % 29 {
+                    0 => 0x0001,
+                    1 => 0x8000,
+                    2 => 0xfbff,
+                    3 => 0x03ff,
+                    4 => 0x7bff,
+                    5 if i % 58 == 5 => 0x7c00,
+                    _ => reference::f32_to_f16(((rng.next_u64() >> 40) as f32 / 8.0e6 - 1.0) * 8.0),
+                })
+                .collect();
+            let p: Vec<f32> = (0..n)
+                .map(|i| match i % 11 {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 => f32::from_bits(1),
+                    3 => 3.0e30,
+                    _ => (rng.next_u64() >> 40) as f32 / 1.6e7,
+                })
+                .collect();
+            for off in [0usize, 1] {
+                let vv = &v[off..off + n * k];
+                let mut want = vec![f32::NAN; k];
+                let mut got = vec![f32::NAN; k];
+                reference::f16_wsum(&p, vv, &mut want);
+                (ks.f16_wsum)(&p, vv, &mut got);
+                let (gb, wb): (Vec<u32>, Vec<u32>) = (
+                    got.iter().map(|v| v.to_bits()).collect(),
+                    want.iter().map(|v| v.to_bits()).collect(),
+                );
+                assert_eq!(gb, wb, "{}: f16_wsum k={k} n={n} off={off}", ks.info.name);
+            }
+        }
+    }
+}
+
 /// The set's TL1 tables and in-place TL1 GEMV against the reference, over tilings the LUT
 /// kernel takes and ones it hands to the reference (`BK > 252`), saturated and random values.
 pub fn check_tl1(ks: &KernelSet) {
@@ -540,6 +584,11 @@ macro_rules! kernel_equivalence_tests {
                 let Some(k) = t::set_for($tier) else { return };
                 t::check_f16_gemv(&k);
                 t::check_f16_head_slice(&k);
+            }
+            #[test]
+            fn f16_wsum_bits() {
+                let Some(k) = t::set_for($tier) else { return };
+                t::check_f16_wsum(&k);
             }
         }
     };

@@ -683,13 +683,7 @@ fn attention(
                 *sp = ops::round_f16(*sp);
             }
         }
-        o.fill(0.0);
-        for (p, &w) in s.iter().enumerate() {
-            let vrow = &vc[base + p * hd..base + (p + 1) * hd];
-            for (od, &vv) in o.iter_mut().zip(vrow) {
-                *od += w * ops::f16_to_f32_flat(vv);
-            }
-        }
+        (ks.f16_wsum)(s, &vc[base..base + n_pos * hd], o);
     };
     if tasks == 1 {
         for h in 0..c.n_head {

@@ -121,40 +121,6 @@ pub fn softmax_scaled(x: &mut [f32], scale: f32) {
     }
 }
 
-/// `f16(a) · f16(b)` dot product: products are exact in f32; summed in the 16-lane order.
-#[inline]
-pub fn dot_f16_f16(a: &[u16], b: &[u16]) -> f32 {
-    let mut lanes = [0.0f32; F16_LANES];
-    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
-        lanes[i % F16_LANES] += f16_to_f32(x) * f16_to_f32(y);
-    }
-    reduce_lanes(lanes)
-}
-
-/// Exact IEEE binary16 → f32 conversion without branches or tables, for loops the compiler
-/// vectorises (the attention's probability × V accumulation converts one cached V element per
-/// multiply-add). Normal halves only move bits; subnormals are `m · 2^-24` computed from an
-/// integer (exact, and a normal f32, so no subnormal arithmetic whatever the FPU's flush mode);
-/// inf/NaN keep their payload. It replaced a 256 KiB lookup table: 1.3× faster on x86 for a
-/// 64-position, 20-head V accumulation, and 256 KiB less in every image.
-#[inline(always)]
-pub fn f16_to_f32_flat(h: u16) -> f32 {
-    let h = u32::from(h);
-    let sign = (h & 0x8000) << 16;
-    let em = h & 0x7fff;
-    let normal = (em << 13) + (112 << 23);
-    let sub = (em as f32 * (1.0 / 16_777_216.0)).to_bits();
-    let special = (em << 13) | 0x7f80_0000;
-    let bits = if em >= 0x7c00 {
-        special
-    } else if em >= 0x400 {
-        normal
-    } else {
-        sub
-    };
-    f32::from_bits(bits | sign)
-}
-
 /// Rounds `x` to the nearest f16 value (kept as f32).
 #[inline]
 pub fn round_f16(x: f32) -> f32 {
@@ -203,18 +169,6 @@ mod tests {
         rmsnorm(&x, &w, 0.0, &mut o);
         let s = 1.0 / (12.5f32).sqrt();
         assert!((o[0] - 3.0 * s).abs() < 1e-6 && (o[1] - 8.0 * s).abs() < 1e-6);
-    }
-
-    #[test]
-    fn f16_to_f32_flat_is_exact() {
-        for h in 0..=u16::MAX {
-            let a = f16_to_f32_flat(h);
-            let b = tern_kernels::reference::f16_to_f32(h);
-            assert!(
-                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                "{h:#06x}: {a} vs {b}"
-            );
-        }
     }
 
     #[test]

@@ -115,3 +115,25 @@ pub(crate) unsafe fn store_s8x16(p: *mut i8, v: int8x16_t) {
         }
     }
 }
+
+/// Stores four f32.
+///
+/// # Safety
+/// - `p` must be valid for writes of 16 bytes.
+#[inline(always)]
+pub(crate) unsafe fn store_f32x4(p: *mut f32, v: float32x4_t) {
+    #[cfg(not(target_os = "none"))]
+    {
+        // SAFETY: the caller guarantees 16 writable bytes at `p`; no alignment needed.
+        unsafe { vst1q_f32(p, v) }
+    }
+    #[cfg(target_os = "none")]
+    {
+        // SAFETY: the caller guarantees 16 writable bytes at `p`; `st1 {.4s}` needs 4-byte
+        // alignment only (every `*mut f32` has it) and touches nothing else.
+        unsafe {
+            asm!("st1 {{{v:v}.4s}}, [{p}]", v = in(vreg) v, p = in(reg) p,
+                 options(nostack, preserves_flags));
+        }
+    }
+}

@@ -198,6 +198,25 @@ pub fn f16_dot(row: &[u16], x: &[f32]) -> f32 {
     reduce_gemv_lanes(lanes)
 }
 
+/// Weighted sum of f16 rows (attention: probabilities × cached V): `out[d] = Σ_i p[i] ·
+/// f16(v[i·k + d])` for `k = out.len()` and `i < p.len()`. Each output element is its own sum,
+/// from `+0.0` in increasing `i`, every product rounded before the add (f32 multiply, then f32
+/// add; no FMA). The order runs along `i` only, so SIMD tiers vectorise over `d` and give the same
+/// bits.
+///
+/// # Panics
+/// If `v.len() < p.len() · out.len()`.
+pub fn f16_wsum(p: &[f32], v: &[u16], out: &mut [f32]) {
+    let k = out.len();
+    assert!(v.len() >= p.len() * k, "f16_wsum: v shorter than p.len() rows of out.len()");
+    out.fill(0.0);
+    for (i, &w) in p.iter().enumerate() {
+        for (o, &h) in out.iter_mut().zip(&v[i * k..(i + 1) * k]) {
+            *o += w * f16_to_f32(h);
+        }
+    }
+}
+
 /// The fixed lane-reduction tree of the f16 GEMV: 32 lanes halved to 16, then [`reduce_lanes`].
 #[inline(always)]
 pub fn reduce_gemv_lanes(l: [f32; F16_GEMV_LANES]) -> f32 {

@@ -19,10 +19,13 @@
 //! **Energy** is measured or not reported (`tern_energy`): one probe, an idle baseline over
 //! `--idle-secs`, and a sampler window around all repetitions of each test.
 //!
-//! **`--bandwidth`** adds a streaming-read benchmark with the same threads (sum a buffer far
-//! larger than the last-level cache, best of a few passes) and, for `tg`, the fraction of the
-//! memory-bound ceiling (bandwidth ÷ bytes per token) that decode reached. It runs after the
-//! model tests so its buffer does not inflate their peak RSS.
+//! **`--bandwidth`** adds a streaming-read benchmark with the same threads — a plain sum over the
+//! model file's mapped bytes (the memory decode reads, already resident, so it adds nothing to
+//! the peak RSS; best of three passes) — and, for `tg`, the fraction of the memory-bound ceiling
+//! (bandwidth ÷ bytes per token) that decode reached. The stream is measured right before and
+//! right after each test's timed window (outside its energy window) and the test gets the mean
+//! of the two: a VM's or a throttling board's bandwidth drifts over a run, and a ceiling measured
+//! minutes away from the decode it divides says little.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -300,52 +303,42 @@ impl EnergyCtx {
 }
 
 /// Streaming-read bandwidth over `buf` with `pool`'s threads: best of `passes`, GB/s.
-fn stream_read_gbps(buf: &[u64], pool: &Pool, passes: usize) -> f64 {
+fn stream_read_gbps(buf: &[u8], pool: &Pool, passes: usize) -> f64 {
+    let (words, _) = buf.as_chunks::<8>();
     let tasks = pool.threads();
     let sums: Vec<AtomicU64> = (0..tasks).map(|_| AtomicU64::new(0)).collect();
     let mut best = 0.0f64;
     for _ in 0..passes {
         let t0 = Instant::now();
         pool.run(tasks, &|i| {
-            let (a, b) = tern_runtime::par::split_rows(buf.len(), tasks, 64, i);
-            sums[i].store(sum_u64(&buf[a..b]), Ordering::Relaxed);
+            let (a, b) = tern_runtime::par::split_rows(words.len(), tasks, 64, i);
+            sums[i].store(sum_u64(&words[a..b]), Ordering::Relaxed);
         });
         let dt = t0.elapsed().as_secs_f64();
         std::hint::black_box(
             sums.iter().map(|s| s.load(Ordering::Relaxed)).fold(0u64, u64::wrapping_add),
         );
-        best = best.max(std::mem::size_of_val(buf) as f64 / dt.max(1e-9) / 1e9);
+        best = best.max((words.len() * 8) as f64 / dt.max(1e-9) / 1e9);
     }
     best
 }
 
-/// Wrapping sum with eight independent accumulators (vectorises; memory-bound).
-fn sum_u64(x: &[u64]) -> u64 {
+/// Wrapping sum of little-endian words with eight independent accumulators (vectorises;
+/// memory-bound).
+fn sum_u64(x: &[[u8; 8]]) -> u64 {
     let mut acc = [0u64; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
         for (a, v) in acc.iter_mut().zip(c) {
-            *a = a.wrapping_add(*v);
+            *a = a.wrapping_add(u64::from_le_bytes(*v));
         }
     }
-    let tail = chunks.remainder().iter().fold(0u64, |s, v| s.wrapping_add(*v));
+    let tail = chunks.remainder().iter().fold(0u64, |s, v| s.wrapping_add(u64::from_le_bytes(*v)));
     acc.iter().fold(tail, |s, v| s.wrapping_add(*v))
 }
 
-/// Bytes of the bandwidth buffer: 512 MiB, or half the available memory when that is less.
-fn bandwidth_buffer_bytes() -> usize {
-    const MAX: usize = 512 << 20;
-    let avail = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-        m.lines().find_map(|l| {
-            let v = l.strip_prefix("MemAvailable:")?.trim();
-            v.strip_suffix("kB").unwrap_or(v).trim().parse::<usize>().ok()
-        })
-    });
-    match avail {
-        Some(kb) => MAX.min(kb.saturating_mul(1024) / 2).max(32 << 20),
-        None => MAX,
-    }
-}
+/// Passes of each streaming-read measurement (the best counts).
+const STREAM_PASSES: usize = 3;
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
@@ -469,6 +462,7 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
         }
         r
     };
+    let mut bw: Vec<Bracket> = Vec::new();
     for &t in &threads {
         let pool = Pool::new(t);
         let t32 = u32::try_from(t).unwrap_or(u32::MAX);
@@ -479,25 +473,39 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
         if n > 0 {
             run_tg(e, bos, 1, &pool)?;
         }
+        // The streaming read right before and after each timed window (see the module docs).
+        let stream = || a.bandwidth.then(|| stream_read_gbps(mf.bytes(), &pool, STREAM_PASSES));
+        let mut bracket = |r: &mut BenchRecord, before: Option<f64>, after: Option<f64>| {
+            if let (Some(b0), Some(b1)) = (before, after) {
+                r.set_bandwidth((b0 + b1) / 2.0);
+                bw.push(Bracket { test: r.test.clone(), threads: t, before: b0, after: b1 });
+            }
+        };
         if p > 0 {
+            let before = stream();
             let (secs, en) = energy.window((reps * p) as u64, || {
                 (0..reps)
                     .map(|_| run_pp(e, &pp_ids, nb, &pool))
                     .collect::<Result<Vec<f64>, String>>()
             })?;
+            let after = stream();
             let tps: Vec<f64> = secs.iter().map(|s| p as f64 / s.max(1e-12)).collect();
             // Ternary weights once per batch of the prompt, the LM head once.
             let chunks = p.div_ceil(nb) as u64;
             let bytes = ((bpt - head) * chunks + head) / p as u64;
             let r = BenchRecord::new(format!("pp{p}"), p as u32, 0, t32, tier, &tps);
-            records.push(finish(r, en, bytes));
+            let mut r = finish(r, en, bytes);
+            bracket(&mut r, before, after);
+            records.push(r);
         }
         if n > 0 {
+            let before = stream();
             let (runs, en) = energy.window((reps * n) as u64, || {
                 (0..reps)
                     .map(|_| run_tg(e, bos, n, &pool))
                     .collect::<Result<Vec<(f64, f64)>, String>>()
             })?;
+            let after = stream();
             let tps: Vec<f64> = runs.iter().map(|(s, _)| n as f64 / s.max(1e-12)).collect();
             let ttft: Vec<f64> = if p > 0 {
                 (0..reps).map(|_| run_ttft(e, &pp_ids, nb, &pool)).collect::<Result<_, _>>()?
@@ -506,26 +514,9 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
             };
             let mut r = BenchRecord::new(format!("tg{n}"), 0, n as u32, t32, tier, &tps);
             r.ttft_ms = Some(ttft.iter().sum::<f64>() / ttft.len() as f64 * 1e3);
-            records.push(finish(r, en, bpt));
-        }
-    }
-
-    // Bandwidth last: its buffer must not count in the records' peak RSS.
-    let mut bw: Vec<(usize, f64)> = Vec::new();
-    if a.bandwidth {
-        let bytes = bandwidth_buffer_bytes();
-        let len = bytes / 8;
-        let mut buf: Vec<u64> = Vec::new();
-        buf.try_reserve_exact(len)
-            .map_err(|_| format!("cannot allocate the {} MiB bandwidth buffer", bytes >> 20))?;
-        buf.extend((0..len as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        for &t in &threads {
-            let pool = Pool::new(t);
-            let gbps = stream_read_gbps(&buf, &pool, 5);
-            bw.push((t, gbps));
-            for r in records.iter_mut().filter(|r| r.threads as usize == t) {
-                r.set_bandwidth(gbps);
-            }
+            let mut r = finish(r, en, bpt);
+            bracket(&mut r, before, after);
+            records.push(r);
         }
     }
 
@@ -566,6 +557,14 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The streaming reads around one test's timed window, GB/s.
+struct Bracket {
+    test: String,
+    threads: usize,
+    before: f64,
+    after: f64,
+}
+
 struct HumanCtx<'a> {
     plan_total: u64,
     bpt: u64,
@@ -573,7 +572,7 @@ struct HumanCtx<'a> {
     gate: &'a Option<String>,
     gate_what: &'a str,
     nb: usize,
-    bw: &'a [(usize, f64)],
+    bw: &'a [Bracket],
     energy: &'a EnergyCtx,
 }
 
@@ -634,6 +633,15 @@ fn human(a: &BenchArgs, records: &[BenchRecord], h: &HumanCtx<'_>) -> String {
     }
     if !h.bw.is_empty() {
         o.push_str("(fraction of ceiling = decode tok/s ÷ (stream GB/s ÷ bytes per token); target ≥ 85 %)\n");
+        let each: Vec<String> =
+            h.bw.iter()
+                .map(|b| format!("{} {}T {:.2} → {:.2}", b.test, b.threads, b.before, b.after))
+                .collect();
+        let _ = writeln!(
+            o,
+            "stream: a sum over the model file's mapped bytes right before → after each test, GB/s: {}",
+            each.join(", ")
+        );
     }
     match records.iter().find_map(|r| r.energy.as_measured()) {
         Some(m) => {
@@ -707,6 +715,7 @@ mod tests {
     #[test]
     fn sum_matches_iterator() {
         let v: Vec<u64> = (0..1003u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
-        assert_eq!(sum_u64(&v), v.iter().fold(0u64, |s, x| s.wrapping_add(*x)));
+        let bytes: Vec<[u8; 8]> = v.iter().map(|x| x.to_le_bytes()).collect();
+        assert_eq!(sum_u64(&bytes), v.iter().fold(0u64, |s, x| s.wrapping_add(*x)));
     }
 }

@@ -119,3 +119,76 @@ unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]
     }
     res
 }
+
+/// Output columns per [`wsum_block`] of the weighted sum: sixteen `float32x4_t` accumulators
+/// (half of the 32 vector registers; the rest hold the loaded halves and their conversions).
+const WSUM_COLS: usize = 64;
+
+/// NEON [`crate::dispatch::F16WsumFn`], bit-identical with [`crate::reference::f16_wsum`]: each
+/// output element keeps its own sum in increasing row order (`fmul` then `fadd`, never `fmla`);
+/// only the columns are computed side by side.
+///
+/// # Panics
+/// If `v.len() < p.len() * out.len()`.
+pub(crate) fn f16_wsum(p: &[f32], v: &[u16], out: &mut [f32]) {
+    let k = out.len();
+    assert!(v.len() >= p.len() * k, "f16_wsum: v shorter than p.len() rows of out.len()");
+    // SAFETY: `v` holds `p.len()` rows of `k` (checked above); NEON is baseline.
+    unsafe { f16_wsum_impl(p, v, out) }
+}
+
+/// # Safety
+/// - `v.len() >= p.len() * out.len()`.
+#[target_feature(enable = "neon")]
+unsafe fn f16_wsum_impl(p: &[f32], v: &[u16], out: &mut [f32]) {
+    let k = out.len();
+    let mut d = 0;
+    while d + WSUM_COLS <= k {
+        // SAFETY: columns d..d+64 of every row lie inside `v` (d + 64 <= k).
+        unsafe { wsum_block::<8>(p, v, k, d, &mut out[d..d + WSUM_COLS]) };
+        d += WSUM_COLS;
+    }
+    while d + 8 <= k {
+        // SAFETY: columns d..d+8 of every row lie inside `v`.
+        unsafe { wsum_block::<1>(p, v, k, d, &mut out[d..d + 8]) };
+        d += 8;
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(d) {
+        let mut s = 0.0f32;
+        for (i, &w) in p.iter().enumerate() {
+            s += w * f16_to_f32(v[i * k + c]);
+        }
+        *o = s;
+    }
+}
+
+/// Columns `d .. d + 8·N` of the weighted sum into `out` (`8·N` elements).
+///
+/// # Safety
+/// - `v.len() >= p.len() * k`, `d + 8·N <= k` and `out.len() == 8·N`.
+#[target_feature(enable = "neon")]
+#[inline]
+unsafe fn wsum_block<const N: usize>(p: &[f32], v: &[u16], k: usize, d: usize, out: &mut [f32]) {
+    debug_assert!(d + 8 * N <= k && v.len() >= p.len() * k && out.len() == 8 * N);
+    let zero = vdupq_n_f32(0.0);
+    let mut acc = [[zero; 2]; N];
+    let vp = v.as_ptr();
+    for (i, &w) in p.iter().enumerate() {
+        let wv = vdupq_n_f32(w);
+        let row = vp.wrapping_add(i * k + d);
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i*k + d + 8j + 8 <= p.len()*k <= v.len(); u16 pointers are 2-aligned.
+            let h = unsafe { load::u16x8(row.wrapping_add(8 * j)) };
+            let lo = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(h)));
+            let hi = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(h)));
+            a[0] = vaddq_f32(a[0], vmulq_f32(wv, lo));
+            a[1] = vaddq_f32(a[1], vmulq_f32(wv, hi));
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        for (h, v4) in a.iter().enumerate() {
+            // SAFETY: out[8j + 4h .. + 4] is inside `out` (j < N, h < 2, out.len() == 8N).
+            unsafe { load::store_f32x4(out.as_mut_ptr().wrapping_add(8 * j + 4 * h), *v4) };
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub(crate) fn plug(k: &mut KernelSet) {
     k.act_quant = act_quant::act_quant_i8;
     k.f16_gemv = f16::f16_gemv;
     k.f16_gemv_hx = f16::f16_gemv_hx;
+    k.f16_wsum = f16::f16_wsum;
     k.tl1_tables = tl1::build_tables;
     k.tl1_gemv = tl1::tl1_gemv_tables;
     k.info = KernelInfo { tier: Tier::Neon, name: NAME, quality: Quality::Simd };

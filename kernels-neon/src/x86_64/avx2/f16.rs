@@ -108,3 +108,73 @@ unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]
     }
     res
 }
+
+/// Output columns per [`wsum_block`] of the weighted sum: eight `__m256` accumulators, which
+/// with the broadcast weight and a conversion temporary fit the 16 ymm registers.
+const WSUM_COLS: usize = 64;
+
+/// AVX2/F16C [`crate::dispatch::F16WsumFn`], bit-identical with [`crate::reference::f16_wsum`]:
+/// each output element keeps its own sum in increasing row order (`vmulps` then `vaddps`, never
+/// fused); only the columns are computed side by side.
+///
+/// # Panics
+/// If `v.len() < p.len() * out.len()`.
+pub(crate) fn f16_wsum(p: &[f32], v: &[u16], out: &mut [f32]) {
+    let k = out.len();
+    assert!(v.len() >= p.len() * k, "f16_wsum: v shorter than p.len() rows of out.len()");
+    // SAFETY: `v` holds `p.len()` rows of `k` (checked above); AVX2/F16C present because only
+    // `avx2::plug` (and `vnni::plug` on top of it) installs this fn.
+    unsafe { f16_wsum_impl(p, v, out) }
+}
+
+/// # Safety
+/// - `v.len() >= p.len() * out.len()`.
+/// - The CPU implements AVX2 and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_wsum_impl(p: &[f32], v: &[u16], out: &mut [f32]) {
+    let k = out.len();
+    let mut d = 0;
+    while d + WSUM_COLS <= k {
+        // SAFETY: columns d..d+64 of every row lie inside `v` (d + 64 <= k).
+        unsafe { wsum_block::<8>(p, v, k, d, &mut out[d..d + WSUM_COLS]) };
+        d += WSUM_COLS;
+    }
+    while d + 8 <= k {
+        // SAFETY: columns d..d+8 of every row lie inside `v`.
+        unsafe { wsum_block::<1>(p, v, k, d, &mut out[d..d + 8]) };
+        d += 8;
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(d) {
+        let mut s = 0.0f32;
+        for (i, &w) in p.iter().enumerate() {
+            s += w * f16_to_f32(v[i * k + c]);
+        }
+        *o = s;
+    }
+}
+
+/// Columns `d .. d + 8·N` of the weighted sum into `out` (`8·N` elements).
+///
+/// # Safety
+/// - `v.len() >= p.len() * k`, `d + 8·N <= k` and `out.len() == 8·N`.
+/// - The CPU implements AVX2 and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn wsum_block<const N: usize>(p: &[f32], v: &[u16], k: usize, d: usize, out: &mut [f32]) {
+    debug_assert!(d + 8 * N <= k && v.len() >= p.len() * k && out.len() == 8 * N);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let vp = v.as_ptr();
+    for (i, &w) in p.iter().enumerate() {
+        let wv = _mm256_set1_ps(w);
+        let row = vp.wrapping_add(i * k + d);
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i*k + d + 8j + 8 <= p.len()*k <= v.len(); 16 bytes read.
+            let h = unsafe { _mm_loadu_si128(row.wrapping_add(8 * j).cast()) };
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(wv, _mm256_cvtph_ps(h)));
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        // SAFETY: out[8j..8j + 8] is inside `out` (j < N, out.len() == 8N).
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().wrapping_add(8 * j), *a) };
+    }
+}

@@ -23,5 +23,6 @@ pub(crate) fn plug(k: &mut KernelSet) {
     k.act_quant = act_quant::act_quant_i8;
     k.f16_gemv = f16::f16_gemv;
     k.f16_gemv_hx = f16::f16_gemv_hx;
+    k.f16_wsum = f16::f16_wsum;
     k.info = KernelInfo { tier: Tier::Avx2, name: NAME, quality: Quality::Simd };
 }
