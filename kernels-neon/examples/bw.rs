@@ -3,7 +3,7 @@
 //! weight throughput on a prefill batch.
 //!
 //! ```text
-//! cargo run --release -p tern-kernels --features std --example bw [MiB]
+//! cargo run --release -p tern-kernels --features std --example bw [MiB] [threads]
 //! ```
 //! Cold: one pass over `MiB` (default 512) of I2_S as 6912 × 2560 tensors (the FFN's gate/up
 //! shape, each in the set's block order) or of 2560-wide f16 rows, best of 5. Hot: an eighth of
@@ -55,8 +55,22 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
+/// Runs `f(0..threads)` on that many threads (the caller included) and waits.
+fn par(threads: usize, f: impl Fn(usize) + Sync) {
+    std::thread::scope(|s| {
+        for i in 1..threads {
+            let f = &f;
+            s.spawn(move || f(i));
+        }
+        f(0);
+    });
+}
+
 fn main() {
     let mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(512);
+    // Threads of the cold runs (each takes an equal share of every tensor's rows, as decode's
+    // tasks do, without synchronising between tensors).
+    let threads: usize = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
     let big = mib << 20;
     let f = CpuFeatures::detect();
     let sets: Vec<KernelSet> =
@@ -66,17 +80,22 @@ fn main() {
 
     let words: Vec<u64> = xorshift(big / 8, 5).collect();
     let t = best(5, || {
-        let mut a = [0u64; 8];
-        for c in words.chunks_exact(8) {
-            for (x, y) in a.iter_mut().zip(c) {
-                *x = x.wrapping_add(*y);
+        par(threads, |i| {
+            let per = words.len() / threads;
+            let mut a = [0u64; 8];
+            for c in words[i * per..(i + 1) * per].chunks_exact(8) {
+                for (x, y) in a.iter_mut().zip(c) {
+                    *x = x.wrapping_add(*y);
+                }
             }
-        }
-        black_box(a);
+            black_box(a);
+        })
     });
     drop(words);
     let stream = big as f64 / t / 1e9;
-    println!("streaming read {stream:6.2} GB/s ({mib} MiB)");
+    println!(
+        "streaming read {stream:6.2} GB/s ({mib} MiB, {threads} thread(s) for the cold columns)"
+    );
     println!("| kernel | i2s cold GB/s | i2s hot | f16 cold | f16 hot | gemm x{n_tok} hot |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
 
@@ -115,9 +134,13 @@ fn main() {
         let ic = gb(
             n_tensors * tensor,
             best(5, || {
-                for wt in w.chunks_exact(tensor) {
-                    g(wt, k, 0, &q[..k], black_box(&mut out[..rows]));
-                }
+                par(threads, |i| {
+                    let per = rows / threads;
+                    let mut o = vec![0i32; per];
+                    for wt in w.chunks_exact(tensor) {
+                        g(wt, k, i * per, &q[..k], black_box(&mut o));
+                    }
+                })
             }),
         );
         let ih = gb(
@@ -128,7 +151,16 @@ fn main() {
                 }
             }),
         );
-        let fc = gb(hrows * k * 2, best(5, || f16(h, k, 0, &x, black_box(&mut fo))));
+        let fc = gb(
+            hrows * k * 2,
+            best(5, || {
+                par(threads, |i| {
+                    let per = hrows / threads;
+                    let mut o = vec![0f32; per];
+                    f16(h, k, i * per, &x, black_box(&mut o));
+                })
+            }),
+        );
         let fh = gb(
             8 * 128 * k * 2,
             best(50, || {

@@ -67,7 +67,7 @@ impl Plan {
             + 2 * slot_bytes::<f32>(nb * c.n_ff); // hb, hb2
         let quantized = slot_bytes::<i8>(nb * wide)
             + slot_bytes::<f32>(nb)
-            + slot_bytes::<i32>(nb * wide.max(c.kv_dim()));
+            + slot_bytes::<i32>(nb * matmul_rows(c));
         let attention = slot_bytes::<f32>(c.n_head * opts.n_ctx)
             + slot_bytes::<f32>(c.n_head * c.head_dim)
             + slot_bytes::<f32>(nb * c.rope_dim);
@@ -121,7 +121,7 @@ struct Buffers<'a> {
     hb2: &'a mut [f32],       // (n_batch, n_ff)
     xq: &'a mut [i8],         // (n_batch, wide)
     xs: &'a mut [f32],        // (n_batch)
-    iout: &'a mut [i32],      // (rows, n_batch)
+    iout: &'a mut [i32],      // (rows of a matmul group, n_batch)
     scores: &'a mut [f32],    // (n_head, n_ctx)
     q16: &'a mut [f32],       // (n_head, head_dim) Q rounded to f16 values
     rope: &'a mut [f32],      // (n_batch, rope_dim) cos/sin pairs
@@ -175,7 +175,7 @@ impl<'a> Engine<'a> {
             hb2: arena.alloc(nb * c.n_ff)?,
             xq: arena.alloc(nb * wide)?,
             xs: arena.alloc(nb)?,
-            iout: arena.alloc(nb * wide.max(c.kv_dim()))?,
+            iout: arena.alloc(nb * matmul_rows(c))?,
             scores: arena.alloc(c.n_head * opts.n_ctx)?,
             q16: arena.alloc(c.n_head * c.head_dim)?,
             rope: arena.alloc(nb * c.rope_dim)?,
@@ -284,9 +284,8 @@ impl<'a> Engine<'a> {
         // Attention block.
         norm_rows(b.x, lw.attn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.wq, b.xq, b.xs, n, b.iout, b.lut, b.q, false);
-        matmul(&ks, par, &lw.wk, b.xq, b.xs, n, b.iout, b.lut, b.k, false);
-        matmul(&ks, par, &lw.wv, b.xq, b.xs, n, b.iout, b.lut, b.v, false);
+        let qkv = [(&lw.wq, &mut *b.q), (&lw.wk, &mut *b.k), (&lw.wv, &mut *b.v)];
+        matmul(&ks, par, qkv, false, b.xq, b.xs, n, b.iout, b.lut);
         for t in 0..n {
             let cs = &b.rope[t * c.rope_dim..(t + 1) * c.rope_dim];
             for h in b.q[t * qd..(t + 1) * qd].chunks_exact_mut(c.head_dim) {
@@ -332,13 +331,13 @@ impl<'a> Engine<'a> {
             }
         }
         quantize(&ks, b.att, qd, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.wo, b.xq, b.xs, n, b.iout, b.lut, b.x, true);
+        matmul(&ks, par, [(&lw.wo, &mut *b.x)], true, b.xq, b.xs, n, b.iout, b.lut);
 
         // FFN block.
         norm_rows(b.x, lw.ffn_norm, c.rms_eps, e, n, b.xb);
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.w_gate, b.xq, b.xs, n, b.iout, b.lut, b.hb, false);
-        matmul(&ks, par, &lw.w_up, b.xq, b.xs, n, b.iout, b.lut, b.hb2, false);
+        let gate_up = [(&lw.w_gate, &mut *b.hb), (&lw.w_up, &mut *b.hb2)];
+        matmul(&ks, par, gate_up, false, b.xq, b.xs, n, b.iout, b.lut);
         for (g, &u) in b.hb[..n * ff].iter_mut().zip(&b.hb2[..n * ff]) {
             let a = match c.ffn_act {
                 FfnAct::ReluSqr => {
@@ -355,7 +354,7 @@ impl<'a> Engine<'a> {
             }
         }
         quantize(&ks, b.hb, ff, n, b.xq, b.xs);
-        matmul(&ks, par, &lw.w_down, b.xq, b.xs, n, b.iout, b.lut, b.x, true);
+        matmul(&ks, par, [(&lw.w_down, &mut *b.x)], true, b.xq, b.xs, n, b.iout, b.lut);
     }
 
     fn head(&mut self, n: usize, n_rows: usize, par: &dyn Parallel) {
@@ -447,76 +446,141 @@ fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &m
 /// Rows per parallel task unit (keeps row ranges aligned for SIMD kernels).
 const ROW_ALIGN: usize = 16;
 
-/// `out[t][r] (+)= W·x_t` for `n` quantised tokens; `iout` is scratch (`m × n` i32).
+/// Tasks per thread of a large GEMV: threads claim tasks as they finish, so one that started
+/// late or reads slower takes fewer.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Tasks for `work` multiply-adds: one when it is too small to share.
+fn tasks_for(par: &dyn Parallel, work: usize) -> usize {
+    match par.threads() {
+        0 | 1 => 1,
+        _ if work < 1 << 16 => 1,
+        t => t * TASKS_PER_THREAD,
+    }
+}
+
+/// Rows of the largest matmul group (`iout` holds them for a whole batch): Q, K and V share
+/// their input, as do gate and up.
+fn matmul_rows(c: &Config) -> usize {
+    c.n_embd.max(c.q_dim() + 2 * c.kv_dim()).max(2 * c.n_ff)
+}
+
+/// One I2_S layer of a matmul group, its rows at `off..off + m` of the group.
+struct Member<'w, 'o> {
+    off: usize,
+    m: usize,
+    packed: &'w [u8],
+    scale: f32,
+    extra: Option<f32>,
+    gemv: tern_kernels::dispatch::I2sGemvFn,
+    gemm: tern_kernels::dispatch::I2sGemmFn,
+    out: DisjointMut<'o, f32>,
+}
+
+/// `out[t·m + r] (+)= (W·x_t)[r]` for each `(W, out)` of `group` (layers of the same input width
+/// `K`), for `n` quantised tokens. One parallel job covers the rows of the whole group — one
+/// hand-over instead of one per layer, and the split balances across layers — and each task
+/// finishes its own rows (`(f32)Σ / act_scale · w_scale`), so no serial pass follows. `iout` is
+/// scratch (`rows × n` i32). Results do not depend on the split: every row is computed whole by
+/// one task.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+fn matmul<const G: usize>(
     ks: &KernelSet,
     par: &dyn Parallel,
-    lin: &Linear<'_>,
+    group: [(&Linear<'_>, &mut [f32]); G],
+    accumulate: bool,
     xq: &[i8],
     xs: &[f32],
     n: usize,
     iout: &mut [i32],
     lut: &mut [PairTable],
-    out: &mut [f32],
-    accumulate: bool,
 ) {
-    let (k, m) = (lin.k, lin.m);
-    let (packed, scale, layout) = match lin.data {
-        LinearData::I2s { packed, scale, layout } => (packed, scale, layout),
-        LinearData::Tl1 { packed, scale, tiling, .. } => {
-            let tl = Tl1 { packed, scale, tiling };
-            return matmul_tl1(ks, par, lin, &tl, xq, xs, n, iout, lut, out, accumulate);
+    if group.iter().any(|(l, _)| matches!(l.data, LinearData::Tl1 { .. })) {
+        // TL1 layers computed in place have their own per-token path; the group runs one by one.
+        for (lin, out) in group {
+            match lin.data {
+                LinearData::Tl1 { packed, scale, tiling, .. } => {
+                    let tl = Tl1 { packed, scale, tiling };
+                    matmul_tl1(ks, par, lin, &tl, xq, xs, n, iout, lut, out, accumulate);
+                }
+                LinearData::I2s { .. } => {
+                    matmul(ks, par, [(lin, out)], accumulate, xq, xs, n, iout, lut);
+                }
+            }
         }
-    };
+        return;
+    }
+    let k = group[0].0.k;
+    let mut off = 0;
+    let members = group.map(|(lin, out)| {
+        debug_assert_eq!(lin.k, k, "a matmul group shares its input");
+        let LinearData::I2s { packed, scale, layout } = lin.data else {
+            unreachable!("TL1 layers were handled above")
+        };
+        // The set's kernels read its own block order; a tensor in another (after the kernels
+        // were swapped, as `tern bench`'s reference gate does) goes through the scalar kernels
+        // of its own.
+        let (gemv, gemm) = if layout == ks.i2s_layout.of(k) {
+            (ks.i2s_gemv, ks.i2s_gemm)
+        } else {
+            tern_kernels::reference::i2s_kernels_for(layout)
+        };
+        let mem = Member {
+            off,
+            m: lin.m,
+            packed,
+            scale,
+            extra: lin.extra_scale,
+            gemv,
+            gemm,
+            out: DisjointMut::new(&mut out[..n * lin.m]),
+        };
+        off += lin.m;
+        mem
+    });
+    let rows = off;
     let q = &xq[..n * k];
-    let iout = &mut iout[..m * n];
-    let tasks = if m * k >= 1 << 16 { par.threads().max(1) } else { 1 };
-    // The set's kernels read its own block order; a tensor in another (after the kernels were
-    // swapped, as `tern bench`'s reference gate does) goes through the scalar kernels of its own.
-    let (gemv, gemm) = if layout == ks.i2s_layout.of(k) {
-        (ks.i2s_gemv, ks.i2s_gemm)
-    } else {
-        tern_kernels::reference::i2s_kernels_for(layout)
+    let xs = &xs[..n];
+    let iout = DisjointMut::new(&mut iout[..rows * n]);
+    let tasks = tasks_for(par, rows * k);
+    let run = |i: usize| {
+        let (r0, r1) = split_rows(rows, tasks, ROW_ALIGN, i);
+        for mem in &members {
+            let (a, b) = (r0.max(mem.off), r1.min(mem.off + mem.m));
+            if a >= b {
+                continue;
+            }
+            let (l0, l1) = (a - mem.off, b - mem.off);
+            // SAFETY: `split_rows` gives task i the group rows r0..r1, disjoint from every other
+            // task's, so the element ranges a*n..b*n of `iout` never overlap.
+            let chunk = unsafe { iout.slice(a * n, b * n) };
+            if n == 1 {
+                (mem.gemv)(mem.packed, k, l0, q, chunk);
+            } else {
+                (mem.gemm)(mem.packed, k, l0, q, n, chunk);
+            }
+            for (t, &s) in xs.iter().enumerate() {
+                // SAFETY: rows l0..l1 of this layer belong to task i alone (as above), so its
+                // pieces t*m + l0 .. t*m + l1 of `out` overlap no other task's.
+                let o = unsafe { mem.out.slice(t * mem.m + l0, t * mem.m + l1) };
+                for (j, ov) in o.iter_mut().enumerate() {
+                    let mut y = finish_i2s(chunk[j * n + t], s, mem.scale);
+                    if let Some(es) = mem.extra {
+                        y *= es;
+                    }
+                    if accumulate {
+                        *ov += y;
+                    } else {
+                        *ov = y;
+                    }
+                }
+            }
+        }
     };
     if tasks == 1 {
-        if n == 1 {
-            gemv(packed, k, 0, q, iout);
-        } else {
-            gemm(packed, k, 0, q, n, iout);
-        }
+        run(0);
     } else {
-        let shared = DisjointMut::new(iout);
-        par.run(tasks, &|i| {
-            let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
-            if r0 == r1 {
-                return;
-            }
-            // SAFETY: `split_rows` gives task i the rows r0..r1, disjoint from every other task's
-            // rows, so the element ranges r0*n..r1*n never overlap.
-            let chunk = unsafe { shared.slice(r0 * n, r1 * n) };
-            if n == 1 {
-                gemv(packed, k, r0, q, chunk);
-            } else {
-                gemm(packed, k, r0, q, n, chunk);
-            }
-        });
-    }
-    let extra = lin.extra_scale;
-    for t in 0..n {
-        let s = xs[t];
-        let o = &mut out[t * m..(t + 1) * m];
-        for (r, ov) in o.iter_mut().enumerate() {
-            let mut y = finish_i2s(iout[r * n + t], s, scale);
-            if let Some(es) = extra {
-                y *= es;
-            }
-            if accumulate {
-                *ov += y;
-            } else {
-                *ov = y;
-            }
-        }
+        par.run(tasks, &run);
     }
 }
 
@@ -602,7 +666,7 @@ fn head_gemv(
     match head {
         Embedding::F16(w) => {
             let f = if x_is_f16 { ks.f16_gemv_hx } else { ks.f16_gemv };
-            let tasks = par.threads().max(1);
+            let tasks = tasks_for(par, rows * e);
             let shared = DisjointMut::new(out);
             par.run(tasks, &|i| {
                 let (r0, r1) = split_rows(rows, tasks, ROW_ALIGN, i);
@@ -696,5 +760,114 @@ fn attention(
                 run_head(h);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Reports three threads and runs the tasks last to first (results must not depend on the
+    /// split or the order).
+    struct Reversed3;
+    impl Parallel for Reversed3 {
+        fn threads(&self) -> usize {
+            3
+        }
+        fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+            (0..n).rev().for_each(task);
+        }
+    }
+
+    /// I2_S bytes (published order) of an `m × k` layer: every 2-bit code in 0..=2.
+    fn codes(m: usize, k: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..m * k / 4)
+            .map(|_| {
+                (0..4).fold(0u8, |b, f| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    b | (((s % 3) as u8) << (2 * f))
+                })
+            })
+            .collect()
+    }
+
+    /// A group's split falls inside layers and across them; each task finishes its own rows.
+    /// Every row must equal the scalar GEMV of its own layer, finished, for 1 and 3 tokens,
+    /// overwriting and accumulating, serially and split three ways.
+    #[test]
+    fn grouped_matmul_matches_each_layer() {
+        let k = 256;
+        let ms = [160usize, 48, 48];
+        let data: Vec<Vec<u8>> =
+            ms.iter().enumerate().map(|(i, &m)| codes(m, k, i as u32)).collect();
+        let lins: Vec<Linear<'_>> = ms
+            .iter()
+            .zip(&data)
+            .enumerate()
+            .map(|(i, (&m, d))| Linear {
+                k,
+                m,
+                data: LinearData::I2s {
+                    packed: d,
+                    scale: 0.5 + i as f32,
+                    layout: Layout::Published,
+                },
+                extra_scale: (i == 1).then_some(1.25),
+            })
+            .collect();
+        let ks = KernelSet::REFERENCE;
+        for n in [1usize, 3] {
+            let xq: Vec<i8> = (0..n * k).map(|i| ((i * 37) % 255) as i8).collect();
+            let xs: Vec<f32> = (0..n).map(|t| 10.0 + t as f32).collect();
+            // Expected: each layer alone through the scalar GEMV and the finish.
+            let mut want: Vec<Vec<f32>> = Vec::new();
+            for lin in &lins {
+                let LinearData::I2s { packed, scale, .. } = lin.data else { unreachable!() };
+                let mut o = vec![0.0f32; n * lin.m];
+                for t in 0..n {
+                    let mut acc = vec![0i32; lin.m];
+                    tern_kernels::reference::i2s_gemv(
+                        packed,
+                        k,
+                        0,
+                        &xq[t * k..(t + 1) * k],
+                        &mut acc,
+                    );
+                    for (r, &a) in acc.iter().enumerate() {
+                        o[t * lin.m + r] =
+                            finish_i2s(a, xs[t], scale) * lin.extra_scale.unwrap_or(1.0);
+                    }
+                }
+                want.push(o);
+            }
+            for accumulate in [false, true] {
+                for par in [&crate::par::Serial as &dyn Parallel, &Reversed3] {
+                    let mut outs: Vec<Vec<f32>> = ms
+                        .iter()
+                        .map(|&m| vec![if accumulate { 1.0 } else { f32::NAN }; n * m])
+                        .collect();
+                    let mut iout = vec![0i32; n * ms.iter().sum::<usize>()];
+                    let [a, b, c] = &mut outs[..] else { unreachable!() };
+                    let group =
+                        [(&lins[0], &mut a[..]), (&lins[1], &mut b[..]), (&lins[2], &mut c[..])];
+                    matmul(&ks, par, group, accumulate, &xq, &xs, n, &mut iout, &mut []);
+                    for (i, (got, want)) in outs.iter().zip(&want).enumerate() {
+                        let want: Vec<f32> =
+                            want.iter().map(|w| if accumulate { 1.0 + w } else { *w }).collect();
+                        assert_eq!(
+                            got,
+                            &want,
+                            "layer {i}, n {n}, accumulate {accumulate}, {} threads",
+                            par.threads()
+                        );
+                    }
+                }
+            }
+        }
     }
 }
