@@ -307,7 +307,7 @@ impl EnergyCtx {
 }
 
 /// Streaming-read bandwidth over `words` with `pool`'s threads: best of `passes`, GB/s.
-fn stream_read_gbps(words: &[u64], pool: &Pool, passes: usize) -> f64 {
+fn stream_read_gbps(words: &[[u8; 8]], pool: &Pool, passes: usize) -> f64 {
     let tasks = pool.threads();
     let sums: Vec<AtomicU64> = (0..tasks).map(|_| AtomicU64::new(0)).collect();
     let mut best = 0.0f64;
@@ -326,16 +326,17 @@ fn stream_read_gbps(words: &[u64], pool: &Pool, passes: usize) -> f64 {
     best
 }
 
-/// Wrapping sum with eight independent accumulators (vectorises; memory-bound).
-fn sum_u64(x: &[u64]) -> u64 {
+/// Wrapping sum of native-endian words with eight independent accumulators (vectorises;
+/// memory-bound).
+fn sum_u64(x: &[[u8; 8]]) -> u64 {
     let mut acc = [0u64; 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
         for (a, v) in acc.iter_mut().zip(c) {
-            *a = a.wrapping_add(*v);
+            *a = a.wrapping_add(u64::from_ne_bytes(*v));
         }
     }
-    let tail = chunks.remainder().iter().fold(0u64, |s, v| s.wrapping_add(*v));
+    let tail = chunks.remainder().iter().fold(0u64, |s, v| s.wrapping_add(u64::from_ne_bytes(*v)));
     acc.iter().fold(tail, |s, v| s.wrapping_add(*v))
 }
 
@@ -356,7 +357,10 @@ fn bandwidth_buffer_bytes() -> usize {
 
 /// The bandwidth buffer, and the peak RSS of the process before it was allocated.
 struct StreamBuf {
-    words: Vec<u64>,
+    /// Allocated like the arena ([`load::ArenaMem`], the same huge-page request), so that the
+    /// ceiling reads memory mapped as the weights decode streams are.
+    mem: load::ArenaMem,
+    bytes: usize,
     peak_before: Option<u64>,
 }
 
@@ -364,19 +368,25 @@ impl StreamBuf {
     /// Allocates and fills the buffer (every page resident).
     fn new(host: &SysRoot) -> Result<Self, String> {
         let peak_before = tern_energy::peak_rss_bytes(host);
-        let bytes = bandwidth_buffer_bytes();
-        let len = bytes / 8;
-        let mut words: Vec<u64> = Vec::new();
-        words
-            .try_reserve_exact(len)
+        let bytes = bandwidth_buffer_bytes() & !7;
+        let mut mem = load::ArenaMem::default();
+        let buf = mem
+            .alloc(bytes)
             .map_err(|_| format!("cannot allocate the {} MiB bandwidth buffer", bytes >> 20))?;
-        words.extend((0..len as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        Ok(Self { words, peak_before })
+        for (i, w) in buf.as_chunks_mut::<8>().0.iter_mut().enumerate() {
+            *w = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_ne_bytes();
+        }
+        Ok(Self { mem, bytes, peak_before })
+    }
+
+    /// The buffer as 8-byte words.
+    fn words(&self) -> &[[u8; 8]] {
+        self.mem.bytes(self.bytes).as_chunks::<8>().0
     }
 
     /// The process's peak RSS without this buffer (see the module docs).
     fn model_peak(&self, peak_now: Option<u64>) -> Option<u64> {
-        let mine = std::mem::size_of_val(self.words.as_slice()) as u64;
+        let mine = self.bytes as u64;
         let since = peak_now.map(|p| p.saturating_sub(mine));
         match (self.peak_before, since) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -429,7 +439,7 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
     let mf = load::ModelFile::open(&a.model)?;
     let g = mf.gguf(&a.model)?;
     let opts = SessionOptions { n_ctx, n_batch: nb, kernels, ..SessionOptions::default() };
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let (mut s, plan) = load::session(g, opts, &mut arena)?;
     let n_tok = s.tokenizer.n_vocab().clamp(1, s.engine.config.n_vocab);
     let bos = s
@@ -528,7 +538,7 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
             run_tg(e, bos, 1, &pool)?;
         }
         // The streaming read right before and after each timed window (see the module docs).
-        let stream = || sbuf.as_ref().map(|b| stream_read_gbps(&b.words, &pool, STREAM_PASSES));
+        let stream = || sbuf.as_ref().map(|b| stream_read_gbps(b.words(), &pool, STREAM_PASSES));
         let mut bracket = |r: &mut BenchRecord, before: Option<f64>, after: Option<f64>| {
             if let (Some(b0), Some(b1)) = (before, after) {
                 r.set_bandwidth((b0 + b1) / 2.0);
@@ -765,6 +775,7 @@ mod tests {
     #[test]
     fn sum_matches_iterator() {
         let v: Vec<u64> = (0..1003u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
-        assert_eq!(sum_u64(&v), v.iter().fold(0u64, |s, x| s.wrapping_add(*x)));
+        let b: Vec<[u8; 8]> = v.iter().map(|x| x.to_ne_bytes()).collect();
+        assert_eq!(sum_u64(&b), v.iter().fold(0u64, |s, x| s.wrapping_add(*x)));
     }
 }

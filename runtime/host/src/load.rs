@@ -1,6 +1,6 @@
 //! Loading a model for the CLI: memory-map the GGUF, choose kernels, size and allocate the arena.
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 use std::fs::File;
 use std::path::Path;
 use tern_kernels::{CpuFeatures, KernelSet, Tier};
@@ -86,18 +86,43 @@ fn tier_names() -> Vec<&'static str> {
     Tier::ALL.iter().map(|t| t.name()).collect()
 }
 
+/// The arena's memory: an anonymous mapping (zero pages until written), asking the kernel for
+/// transparent huge pages where it has them.
+#[derive(Default)]
+pub struct ArenaMem(Option<MmapMut>);
+
+impl ArenaMem {
+    /// `bytes` of zeroed memory, the previous allocation released.
+    pub fn alloc(&mut self, bytes: usize) -> Result<&mut [u8], String> {
+        self.0 = None;
+        let m = MmapMut::map_anon(bytes.max(1)).map_err(|e| {
+            format!(
+                "cannot allocate the {} MiB arena this model and context need: {e}",
+                bytes >> 20
+            )
+        })?;
+        // Decode streams the weights in the arena once per token: with 4 KiB pages every page
+        // is a TLB miss and a page walk (a nested one in a VM). Huge pages are a hint; the
+        // kernel may decline (THP off), which only costs speed.
+        #[cfg(target_os = "linux")]
+        let _ = m.advise(memmap2::Advice::HugePage);
+        Ok(&mut self.0.insert(m)[..bytes])
+    }
+
+    /// The first `bytes` of the memory.
+    pub fn bytes(&self, bytes: usize) -> &[u8] {
+        self.0.as_deref().map_or(&[], |m| &m[..bytes])
+    }
+}
+
 /// Plans and allocates an arena, then builds a session.
 pub fn session<'a>(
     g: Gguf<'a>,
     opts: SessionOptions,
-    arena: &'a mut Vec<u8>,
+    arena: &'a mut ArenaMem,
 ) -> Result<(Session<'a>, MemoryPlan), String> {
     let plan = Session::plan(&g, &opts).map_err(|e| e.to_string())?;
-    arena.clear();
-    arena.try_reserve_exact(plan.total).map_err(|_| {
-        format!("cannot allocate the {} MiB arena this model and context need", plan.total >> 20)
-    })?;
-    arena.resize(plan.total, 0);
-    let s = Session::new(g, arena, opts).map_err(|e| e.to_string())?;
+    let mem = arena.alloc(plan.total)?;
+    let s = Session::new(g, mem, opts).map_err(|e| e.to_string())?;
     Ok((s, plan))
 }

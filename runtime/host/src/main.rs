@@ -398,7 +398,7 @@ fn report(st: &GenStats, sink: &StdoutSink) {
 fn cmd_run(a: &RunArgs) -> Result<(), String> {
     let mf = load::ModelFile::open(&a.model.model)?;
     let g = mf.gguf(&a.model.model)?;
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let (mut s, _plan) = load::session(g, session_opts(&a.model, Some(&a.sample))?, &mut arena)?;
     let pool = pool::Pool::new(threads(a.model.threads));
     let mut sink = StdoutSink { t0: Instant::now(), t_prompt: None, out: std::io::stdout() };
@@ -413,7 +413,7 @@ fn cmd_run(a: &RunArgs) -> Result<(), String> {
 fn cmd_chat(a: &ChatArgs) -> Result<(), String> {
     let mf = load::ModelFile::open(&a.model.model)?;
     let g = mf.gguf(&a.model.model)?;
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let mut opts = session_opts(&a.model, Some(&a.sample))?;
     opts.drop_old_turns = a.keep_going;
     let (mut s, _plan) = load::session(g, opts, &mut arena)?;
@@ -474,7 +474,7 @@ fn cmd_tokenize(a: &TokenizeArgs) -> Result<(), String> {
     };
     let mf = load::ModelFile::open(&a.model)?;
     let g = mf.gguf(&a.model)?;
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let opts = SessionOptions { n_ctx: 1, n_batch: 1, ..SessionOptions::default() };
     let (s, _) = load::session(g, opts, &mut arena)?;
     let mut ids = vec![0u32; text.len() + 2];
@@ -496,7 +496,7 @@ fn cmd_eval(a: &EvalArgs) -> Result<(), String> {
     }
     let mf = load::ModelFile::open(&a.model.model)?;
     let g = mf.gguf(&a.model.model)?;
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let mut opts = session_opts(&a.model, None)?;
     if opts.n_ctx == 0 {
         opts.n_ctx = ids.len().max(1);

@@ -40,7 +40,7 @@ pub fn cmd_serve(a: &ServeArgs) -> Result<(), String> {
     let line = LineConfig::new(a.baud).map_err(|e| e.to_string())?;
     let mf = load::ModelFile::open(&a.model.model)?;
     let g = mf.gguf(&a.model.model)?;
-    let mut arena = Vec::new();
+    let mut arena = load::ArenaMem::default();
     let mut opts = session_opts(&a.model, Some(&a.sample))?;
     opts.drop_old_turns = a.keep_going;
     let (mut session, _plan) = load::session(g, opts, &mut arena)?;
