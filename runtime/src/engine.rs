@@ -338,15 +338,14 @@ impl<'a> Engine<'a> {
         quantize(&ks, b.xb, e, n, b.xq, b.xs);
         let gate_up = [(&lw.w_gate, &mut *b.hb), (&lw.w_up, &mut *b.hb2)];
         matmul(&ks, par, gate_up, false, b.xq, b.xs, n, b.iout, b.lut);
-        for (g, &u) in b.hb[..n * ff].iter_mut().zip(&b.hb2[..n * ff]) {
-            let a = match c.ffn_act {
-                FfnAct::ReluSqr => {
-                    let r = if *g > 0.0 { *g } else { 0.0 };
-                    r * r
-                }
-                FfnAct::Silu => ops::silu(*g),
-            };
-            *g = a * u;
+        let gu = b.hb[..n * ff].iter_mut().zip(&b.hb2[..n * ff]);
+        match c.ffn_act {
+            // max(g, 0)² · u, as one vectorisable loop.
+            FfnAct::ReluSqr => gu.for_each(|(g, &u)| {
+                let r = if *g > 0.0 { *g } else { 0.0 };
+                *g = r * r * u;
+            }),
+            FfnAct::Silu => gu.for_each(|(g, &u)| *g = ops::silu(*g) * u),
         }
         if let Some(w) = lw.ffn_sub_norm {
             for t in 0..n {
@@ -368,9 +367,7 @@ impl<'a> Engine<'a> {
             ops::rmsnorm(&self.b.x[t * e..(t + 1) * e], self.weights.output_norm, c.rms_eps, hin);
             if n_rows == 1 {
                 // One row: bitnet.cpp converts the activation to f16 (ggml_vec_dot_f16 path).
-                for x in hin.iter_mut() {
-                    *x = ops::round_f16(*x);
-                }
+                ops::round_f16_slice(hin);
             }
             let out = &mut self.b.logits[r * v..(r + 1) * v];
             head_gemv(&self.kernels, par, head, e, hin, n_rows == 1, out);
@@ -563,16 +560,11 @@ fn matmul<const G: usize>(
                 // SAFETY: rows l0..l1 of this layer belong to task i alone (as above), so its
                 // pieces t*m + l0 .. t*m + l1 of `out` overlap no other task's.
                 let o = unsafe { mem.out.slice(t * mem.m + l0, t * mem.m + l1) };
-                for (j, ov) in o.iter_mut().enumerate() {
-                    let mut y = finish_i2s(chunk[j * n + t], s, mem.scale);
-                    if let Some(es) = mem.extra {
-                        y *= es;
-                    }
-                    if accumulate {
-                        *ov += y;
-                    } else {
-                        *ov = y;
-                    }
+                if n == 1 {
+                    finish_rows(chunk.iter(), s, mem.scale, mem.extra, accumulate, o);
+                } else {
+                    let dots = chunk[t..].iter().step_by(n);
+                    finish_rows(dots, s, mem.scale, mem.extra, accumulate, o);
                 }
             }
         }
@@ -581,6 +573,26 @@ fn matmul<const G: usize>(
         run(0);
     } else {
         par.run(tasks, &run);
+    }
+}
+
+/// `out[j] (+)= finish_i2s(dots[j], s, w_scale) · extra` with the branches outside the loop (it
+/// vectorises for a contiguous `dots`).
+#[inline]
+fn finish_rows<'d>(
+    dots: impl Iterator<Item = &'d i32>,
+    s: f32,
+    w_scale: f32,
+    extra: Option<f32>,
+    accumulate: bool,
+    out: &mut [f32],
+) {
+    let f = |d: i32| finish_i2s(d, s, w_scale);
+    match (extra, accumulate) {
+        (None, false) => out.iter_mut().zip(dots).for_each(|(o, &d)| *o = f(d)),
+        (None, true) => out.iter_mut().zip(dots).for_each(|(o, &d)| *o += f(d)),
+        (Some(e), false) => out.iter_mut().zip(dots).for_each(|(o, &d)| *o = f(d) * e),
+        (Some(e), true) => out.iter_mut().zip(dots).for_each(|(o, &d)| *o += f(d) * e),
     }
 }
 
@@ -735,17 +747,14 @@ fn attention(
         let o = unsafe { outs.slice(h * hd, (h + 1) * hd) };
         // bitnet.cpp rounds Q to f16 for QK; f16·f16 products are exact in f32, so the f16 GEMV
         // kernel (its 32-lane order) computes exact products, as an f16×f16 dot product does.
-        for (d, &x) in qh.iter_mut().zip(&q[h * hd..(h + 1) * hd]) {
-            *d = ops::round_f16(x);
-        }
+        qh.copy_from_slice(&q[h * hd..(h + 1) * hd]);
+        ops::round_f16_slice(qh);
         let kvh = h / group;
         let base = kvh * n_ctx * hd;
         f16_gemv(&kc[base..base + n_pos * hd], hd, 0, qh, s);
         ops::softmax_scaled(s, scale);
         if single {
-            for sp in s.iter_mut() {
-                *sp = ops::round_f16(*sp);
-            }
+            ops::round_f16_slice(s);
         }
         (ks.f16_wsum)(s, &vc[base..base + n_pos * hd], o);
     };

@@ -127,6 +127,18 @@ pub fn round_f16(x: f32) -> f32 {
     f16_to_f32(f32_to_f16(x))
 }
 
+/// [`round_f16`] of every element, through `half`'s slice conversions (F16C/FP16 eight at a time
+/// where the CPU has them, instead of a call and a feature check per element).
+pub fn round_f16_slice(x: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    let mut h = [half::f16::ZERO; 64];
+    for c in x.chunks_mut(64) {
+        let h = &mut h[..c.len()];
+        h.convert_from_f32_slice(c);
+        h.convert_to_f32_slice(c);
+    }
+}
+
 /// SiLU, `x / (1 + e^−x)` with libm `expf` (ggml's `ggml_silu_f32`).
 #[inline]
 pub fn silu(x: f32) -> f32 {
@@ -169,6 +181,25 @@ mod tests {
         rmsnorm(&x, &w, 0.0, &mut o);
         let s = 1.0 / (12.5f32).sqrt();
         assert!((o[0] - 3.0 * s).abs() < 1e-6 && (o[1] - 8.0 * s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn round_f16_slice_is_round_f16() {
+        let mut s = 0x1234_5678u32;
+        let mut x: std::vec::Vec<f32> = (0..10_000)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                f32::from_bits(s)
+            })
+            .collect();
+        x.extend([0.0, -0.0, 65504.0, 65520.0, -65520.0, 5.96e-8, 2.98e-8, 1e-10, f32::INFINITY]);
+        let want: std::vec::Vec<f32> = x.iter().map(|&v| round_f16(v)).collect();
+        round_f16_slice(&mut x);
+        for (g, w) in x.iter().zip(&want) {
+            assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{g} vs {w}");
+        }
     }
 
     #[test]
