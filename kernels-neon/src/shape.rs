@@ -128,6 +128,7 @@ pub(crate) fn gemm_rows<'w>(
 /// # Panics
 /// If `w.len()` is not a whole number of rows, or rows `row0 .. row0 + rows` are not all in it.
 #[inline]
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn panel_rows(w: &[u8], k: usize, row0: usize, rows: usize) -> usize {
     let rb = k / 4;
     assert!(
