@@ -156,3 +156,38 @@ pub(crate) fn f16_rows(w: &[u16], k: usize, row0: usize, x_len: usize, out_len: 
         _ => panic!("f16_gemv: weights too short"),
     }
 }
+
+/// Columns per wide block of the weighted-sum tiers ([`wsum_by_columns`]).
+pub(crate) const WSUM_COLS: usize = 64;
+
+/// The column loop of the f16 weighted-sum tiers (`KernelSet::f16_wsum`): checks that `v` holds
+/// `p.len()` rows of `out.len()`, then calls `block(d, cols)` for column blocks of
+/// [`WSUM_COLS`], then of 8 (`cols` is the block's width; every row has columns `d .. d + cols`),
+/// and computes the remaining `k % 8` columns with the reference's scalar order.
+///
+/// # Panics
+/// If `v.len() < p.len() · out.len()`.
+#[inline]
+pub(crate) fn wsum_by_columns(
+    p: &[f32],
+    v: &[u16],
+    out: &mut [f32],
+    mut block: impl FnMut(usize, usize, &mut [f32]),
+) {
+    let k = out.len();
+    assert!(v.len() >= p.len() * k, "f16_wsum: v shorter than p.len() rows of out.len()");
+    let mut d = 0;
+    for cols in [WSUM_COLS, 8] {
+        while d + cols <= k {
+            block(d, cols, &mut out[d..d + cols]);
+            d += cols;
+        }
+    }
+    for (c, o) in out.iter_mut().enumerate().skip(d) {
+        let mut s = 0.0f32;
+        for (i, &w) in p.iter().enumerate() {
+            s += w * crate::reference::f16_to_f32(v[i * k + c]);
+        }
+        *o = s;
+    }
+}

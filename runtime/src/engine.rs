@@ -648,19 +648,9 @@ fn matmul_tl1(
             par.run(tasks, &run);
         }
     }
-    for t in 0..n {
-        let s = xs[t];
-        for (r, ov) in out[t * m..(t + 1) * m].iter_mut().enumerate() {
-            let mut y = finish_i2s(iout[t * m + r], s, w.scale);
-            if let Some(es) = lin.extra_scale {
-                y *= es;
-            }
-            if accumulate {
-                *ov += y;
-            } else {
-                *ov = y;
-            }
-        }
+    for (t, &s) in xs[..n].iter().enumerate() {
+        let dots = iout[t * m..(t + 1) * m].iter();
+        finish_rows(dots, s, w.scale, lin.extra_scale, accumulate, &mut out[t * m..(t + 1) * m]);
     }
 }
 

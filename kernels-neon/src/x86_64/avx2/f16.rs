@@ -109,48 +109,23 @@ unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]
     res
 }
 
-/// Output columns per [`wsum_block`] of the weighted sum: eight `__m256` accumulators, which
-/// with the broadcast weight and a conversion temporary fit the 16 ymm registers.
-const WSUM_COLS: usize = 64;
-
 /// AVX2/F16C [`crate::dispatch::F16WsumFn`], bit-identical with [`crate::reference::f16_wsum`]:
 /// each output element keeps its own sum in increasing row order (`vmulps` then `vaddps`, never
-/// fused); only the columns are computed side by side.
+/// fused); only the columns are computed side by side, 64 at a time in eight `__m256`
+/// accumulators (with the broadcast weight and a conversion temporary, the 16 ymm registers).
 ///
 /// # Panics
 /// If `v.len() < p.len() * out.len()`.
 pub(crate) fn f16_wsum(p: &[f32], v: &[u16], out: &mut [f32]) {
     let k = out.len();
-    assert!(v.len() >= p.len() * k, "f16_wsum: v shorter than p.len() rows of out.len()");
-    // SAFETY: `v` holds `p.len()` rows of `k` (checked above); AVX2/F16C present because only
-    // `avx2::plug` (and `vnni::plug` on top of it) installs this fn.
-    unsafe { f16_wsum_impl(p, v, out) }
-}
-
-/// # Safety
-/// - `v.len() >= p.len() * out.len()`.
-/// - The CPU implements AVX2 and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_wsum_impl(p: &[f32], v: &[u16], out: &mut [f32]) {
-    let k = out.len();
-    let mut d = 0;
-    while d + WSUM_COLS <= k {
-        // SAFETY: columns d..d+64 of every row lie inside `v` (d + 64 <= k).
-        unsafe { wsum_block::<8>(p, v, k, d, &mut out[d..d + WSUM_COLS]) };
-        d += WSUM_COLS;
-    }
-    while d + 8 <= k {
-        // SAFETY: columns d..d+8 of every row lie inside `v`.
-        unsafe { wsum_block::<1>(p, v, k, d, &mut out[d..d + 8]) };
-        d += 8;
-    }
-    for (c, o) in out.iter_mut().enumerate().skip(d) {
-        let mut s = 0.0f32;
-        for (i, &w) in p.iter().enumerate() {
-            s += w * f16_to_f32(v[i * k + c]);
-        }
-        *o = s;
-    }
+    crate::shape::wsum_by_columns(p, v, out, |d, cols, o| match cols {
+        // SAFETY: `wsum_by_columns` checked that `v` holds p.len() rows of k and gives
+        // columns d..d+cols of every row (d + cols <= k); AVX2/F16C present because only
+        // `avx2::plug` (and `vnni::plug` on top of it) installs this fn.
+        crate::shape::WSUM_COLS => unsafe { wsum_block::<8>(p, v, k, d, o) },
+        // SAFETY: as above, 8 columns.
+        _ => unsafe { wsum_block::<1>(p, v, k, d, o) },
+    });
 }
 
 /// Columns `d .. d + 8·N` of the weighted sum into `out` (`8·N` elements).
