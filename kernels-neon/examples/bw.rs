@@ -6,9 +6,12 @@
 //! cargo run --release -p tern-kernels --features std --example bw [MiB] [threads]
 //! ```
 //! Cold: one pass over `MiB` (default 512) of I2_S as 6912 × 2560 tensors (the FFN's gate/up
-//! shape, each in the set's block order) or of 2560-wide f16 rows, best of 5. Hot: an eighth of
-//! such a tensor (2.2 MB of I2_S) repeated. Timings are only meaningful natively (not under
-//! QEMU); run it on an idle machine.
+//! shape, each in the set's block order) or of 2560-wide f16 rows. A shared or virtual machine's
+//! bandwidth drifts by tens of percent within seconds, so the cold columns come from
+//! [`ROUNDS`] rounds that each read the streaming buffer, then the I2_S tensors, then the f16
+//! rows: each cell is the median GB/s and, in brackets, the median of each round's ratio to the
+//! stream read just before it. Hot: an eighth of such a tensor (553 KB of I2_S) repeated, best
+//! of 50. Timings are only meaningful natively (not under QEMU).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -42,6 +45,23 @@ fn i2s_bytes(n: usize) -> Vec<u8> {
 fn aligned<T>(v: &[T]) -> &[T] {
     let off = v.as_ptr().align_offset(64);
     &v[off..]
+}
+
+/// Rounds of the cold measurements (module docs).
+const ROUNDS: usize = 7;
+
+/// Seconds `f` takes once.
+fn once(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// The median of `v` (sorted in place; `v` not empty).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 /// Shortest of `reps` runs, seconds.
@@ -79,23 +99,24 @@ fn main() {
     let (hot_rows, n_tok) = (6912 / 8, 64);
 
     let words: Vec<u64> = xorshift(big / 8, 5).collect();
-    let t = best(5, || {
-        par(threads, |i| {
-            let per = words.len() / threads;
-            let mut a = [0u64; 8];
-            for c in words[i * per..(i + 1) * per].chunks_exact(8) {
-                for (x, y) in a.iter_mut().zip(c) {
-                    *x = x.wrapping_add(*y);
+    // Streaming read of the whole buffer with `threads` threads, GB/s.
+    let stream = || {
+        let t = once(|| {
+            par(threads, |i| {
+                let per = words.len() / threads;
+                let mut a = [0u64; 8];
+                for c in words[i * per..(i + 1) * per].chunks_exact(8) {
+                    for (x, y) in a.iter_mut().zip(c) {
+                        *x = x.wrapping_add(*y);
+                    }
                 }
-            }
-            black_box(a);
-        })
-    });
-    drop(words);
-    let stream = big as f64 / t / 1e9;
-    println!(
-        "streaming read {stream:6.2} GB/s ({mib} MiB, {threads} thread(s) for the cold columns)"
-    );
+                black_box(a);
+            })
+        });
+        big as f64 / t / 1e9
+    };
+    stream();
+    let mut streams = Vec::new();
     println!("| kernel | i2s cold GB/s | i2s hot | f16 cold | f16 hot | gemm x{n_tok} hot |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
 
@@ -131,34 +152,43 @@ fn main() {
         let w_hot = &mut w_hot[off..off + hot];
         i2s::relayout(&w_pub[..hot], hot_rows, k, s.i2s_layout, w_hot);
         let (w, w_hot): (&[u8], &[u8]) = (w, w_hot);
-        let ic = gb(
-            n_tensors * tensor,
-            best(5, || {
-                par(threads, |i| {
-                    let per = rows / threads;
-                    let mut o = vec![0i32; per];
-                    for wt in w.chunks_exact(tensor) {
-                        g(wt, k, i * per, &q[..k], black_box(&mut o));
-                    }
-                })
-            }),
-        );
+        let (mut ic, mut ir, mut fc, mut fr) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let st = stream();
+            streams.push(st);
+            let i2s = gb(
+                n_tensors * tensor,
+                once(|| {
+                    par(threads, |i| {
+                        let per = rows / threads;
+                        let mut o = vec![0i32; per];
+                        for wt in w.chunks_exact(tensor) {
+                            g(wt, k, i * per, &q[..k], black_box(&mut o));
+                        }
+                    })
+                }),
+            );
+            let f16c = gb(
+                hrows * k * 2,
+                once(|| {
+                    par(threads, |i| {
+                        let per = hrows / threads;
+                        let mut o = vec![0f32; per];
+                        f16(h, k, i * per, &x, black_box(&mut o));
+                    })
+                }),
+            );
+            ic.push(i2s);
+            ir.push(i2s / st);
+            fc.push(f16c);
+            fr.push(f16c / st);
+        }
         let ih = gb(
             8 * hot,
             best(50, || {
                 for _ in 0..8 {
                     g(w_hot, k, 0, &q[..k], black_box(&mut out[..hot_rows]));
                 }
-            }),
-        );
-        let fc = gb(
-            hrows * k * 2,
-            best(5, || {
-                par(threads, |i| {
-                    let per = hrows / threads;
-                    let mut o = vec![0f32; per];
-                    f16(h, k, i * per, &x, black_box(&mut o));
-                })
             }),
         );
         let fh = gb(
@@ -174,10 +204,17 @@ fn main() {
             best(10, || gm(w_hot, k, 0, q, n_tok, black_box(&mut out[..hot_rows * n_tok]))),
         );
         println!(
-            "| {} | {ic:.2} ({:.0} %) | {ih:.2} | {fc:.2} ({:.0} %) | {fh:.2} | {mh:.2} |",
+            "| {} | {:.2} ({:.0} %) | {ih:.2} | {:.2} ({:.0} %) | {fh:.2} | {mh:.2} |",
             s.info.name,
-            100.0 * ic / stream,
-            100.0 * fc / stream
+            median(&mut ic),
+            100.0 * median(&mut ir),
+            median(&mut fc),
+            100.0 * median(&mut fr),
         );
     }
+    println!(
+        "streaming read {:.2} GB/s (median of the {} reads above; {threads} thread(s) for the cold columns)",
+        median(&mut streams),
+        streams.len()
+    );
 }
