@@ -242,6 +242,21 @@ pub fn check_gemv_shapes(ks: &KernelSet) {
             check_gemv_case(ks, k, 6, 0, 6, vc, true);
         }
     }
+    // Taller than the panel layout's 32-row tiles, with a short last tile: row ranges that start,
+    // end and cross inside tiles.
+    for &k in &[128, 640, 2560] {
+        for (row0, rows) in [(0, 70), (13, 50), (30, 4), (31, 39), (64, 6)] {
+            check_gemv_case(
+                ks,
+                k,
+                70,
+                row0,
+                rows,
+                (Fill::Random(3), Fill::Random(k as u64)),
+                false,
+            );
+        }
+    }
 }
 
 /// GEMV on the model's shapes, rows subsampled (first, middle and last tiles with remainders).
@@ -304,6 +319,10 @@ pub fn check_gemm_shapes(ks: &KernelSet) {
     }
     for &k in K_UNBLOCKED {
         check_gemm_case(ks, k, 3, 1, 2, 5, (Fill::Random(1), Fill::Random(2)));
+    }
+    // Across the panel layout's 32-row tiles (a 4-row GEMM tile from row 30 would straddle one).
+    for (row0, rows) in [(30, 38), (0, 70), (61, 9)] {
+        check_gemm_case(ks, 640, 70, row0, rows, 5, (Fill::Random(4), Fill::Random(5)));
     }
     // n = 0 and an empty output.
     let w = pack_i2s(&weights(Fill::Random(1), 256));

@@ -440,12 +440,17 @@ fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &m
     }
 }
 
-/// Rows per parallel task unit (keeps row ranges aligned for SIMD kernels).
-const ROW_ALIGN: usize = 16;
+/// Rows per parallel task unit: a whole row tile of the panel layout, so a task's rows are one
+/// contiguous run (row ranges stay aligned for the SIMD kernels too).
+const ROW_ALIGN: usize = tern_kernels::formats::i2s::PANEL_ROWS;
 
-/// Tasks per thread of a large GEMV: threads claim tasks as they finish, so one that started
-/// late or reads slower takes fewer.
-const TASKS_PER_THREAD: usize = 4;
+/// Tasks per thread of a large GEMV (threads claim them as they finish). One: each thread then
+/// streams one contiguous share of every tensor (with the panel layout's row tiles, one run of
+/// memory). On the 2-vCPU Zen 4 guest, decode at 2 threads ran faster with 1 task per thread
+/// than with 4 (33–35 against 30–32 tok/s when the guest's bandwidth was high, 24–27 against
+/// 22–25 when low), and 8 or 16 were slower still: more, shorter streams to restart and more
+/// claims, for a balance the even split already has.
+const TASKS_PER_THREAD: usize = 1;
 
 /// Tasks for `work` multiply-adds: one when it is too small to share.
 fn tasks_for(par: &dyn Parallel, work: usize) -> usize {

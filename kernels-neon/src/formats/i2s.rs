@@ -70,18 +70,23 @@ pub const fn code_of_value(w: i8) -> u8 {
 
 /// Blocks per column panel of [`Layout::Panels`].
 pub const PANEL_BLOCKS: usize = 4;
+/// Rows per row tile of [`Layout::Panels`].
+pub const PANEL_ROWS: usize = 32;
 
 /// The order of an I2_S tensor's 32-byte blocks in memory. The bytes of a block are the same in
 /// every layout; only where block `b` of row `r` sits differs.
 ///
 /// - [`Layout::Published`]: the file's order, row after row (block `b` of row `r` at
 ///   `32 · (r·K/128 + b)`).
-/// - [`Layout::Panels`]: column panels of [`PANEL_BLOCKS`] blocks (512 weights) — panel `p` holds
-///   blocks `4p .. 4p+4` of row 0, then of row 1, …, of row `m − 1`; the last panel is
-///   narrower when `K/128` is not a multiple of 4. A GEMV then keeps one panel's 512
-///   activations in registers and streams the weights sequentially, with no activation loads
-///   (see `x86_64::vnni`). Only defined for `K % 128 == 0`; other tensors keep the published
-///   order ([`Layout::of`]).
+/// - [`Layout::Panels`]: row tiles of [`PANEL_ROWS`] rows (the last one shorter when `m` is not
+///   a multiple), one after the other; inside a tile of `h` rows, column panels of
+///   [`PANEL_BLOCKS`] blocks (512 weights) — panel `p` holds blocks `4p .. 4p+4` of the tile's
+///   first row, then of its second, …, of its row `h − 1`; the last panel is narrower when
+///   `K/128` is not a multiple of 4. A GEMV then keeps one panel's 512 activations in registers
+///   and streams the weights with no activation loads (see `x86_64::vnni`), and the rows of a
+///   whole number of tiles — a thread's share — are one contiguous run of memory, read front to
+///   back. Only defined for `K % 128 == 0`; other tensors keep the published order
+///   ([`Layout::of`]).
 ///
 /// Every layout has the same size (`m·K/4` bytes); [`relayout`] converts a published tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -89,7 +94,8 @@ pub enum Layout {
     /// Row after row (the GGUF file's order).
     #[default]
     Published,
-    /// Column panels of [`PANEL_BLOCKS`] blocks, row after row within a panel.
+    /// Row tiles of [`PANEL_ROWS`] rows, each in column panels of [`PANEL_BLOCKS`] blocks, row
+    /// after row within a panel.
     Panels,
 }
 
@@ -111,10 +117,12 @@ impl Layout {
         match self {
             Layout::Published => (r * nb + b) * BLOCK_BYTES,
             Layout::Panels => {
-                let p = b / PANEL_BLOCKS;
-                let first = p * PANEL_BLOCKS;
+                // The tile of row `r`: its first row, its height; the tiles before are full.
+                let t0 = r - r % PANEL_ROWS;
+                let h = if m - t0 < PANEL_ROWS { m - t0 } else { PANEL_ROWS };
+                let first = b - b % PANEL_BLOCKS;
                 let width = if nb - first < PANEL_BLOCKS { nb - first } else { PANEL_BLOCKS };
-                (first * m + r * width + (b - first)) * BLOCK_BYTES
+                (t0 * nb + first * h + (r - t0) * width + (b - first)) * BLOCK_BYTES
             }
         }
     }
@@ -146,15 +154,16 @@ pub fn relayout(src: &[u8], m: usize, k: usize, layout: Layout, dst: &mut [u8]) 
     }
     let nb = k / BLOCK;
     let mut o = 0;
-    let mut b0 = 0;
-    while b0 < nb {
-        let width = core::cmp::min(PANEL_BLOCKS, nb - b0) * BLOCK_BYTES;
-        for r in 0..m {
-            let s = (r * nb + b0) * BLOCK_BYTES;
-            dst[o..o + width].copy_from_slice(&src[s..s + width]);
-            o += width;
+    for t0 in (0..m).step_by(PANEL_ROWS) {
+        let h = core::cmp::min(PANEL_ROWS, m - t0);
+        for b0 in (0..nb).step_by(PANEL_BLOCKS) {
+            let width = core::cmp::min(PANEL_BLOCKS, nb - b0) * BLOCK_BYTES;
+            for r in t0..t0 + h {
+                let s = (r * nb + b0) * BLOCK_BYTES;
+                dst[o..o + width].copy_from_slice(&src[s..s + width]);
+                o += width;
+            }
         }
-        b0 += PANEL_BLOCKS;
     }
 }
 
@@ -229,7 +238,9 @@ mod tests {
     #[test]
     fn panels_relayout_matches_locate() {
         // Every weight lands where `Layout::locate` says, for full and narrow last panels.
-        for (m, k) in [(3usize, 128usize), (5, 512), (4, 640), (7, 896), (2, 2560), (3, 6912)] {
+        // m > PANEL_ROWS: whole tiles and a short last one.
+        let shapes = [(3usize, 128usize), (5, 512), (4, 640), (7, 896), (2, 2560), (3, 6912)];
+        for (m, k) in shapes.into_iter().chain([(32, 256), (33, 640), (70, 896), (65, 6912)]) {
             let w: std::vec::Vec<i8> =
                 (0..m * k).map(|i| ((i * 7 + i / 5) % 3) as i8 - 1).collect();
             let mut p = std::vec![0u8; m * k / 4];
@@ -248,11 +259,20 @@ mod tests {
                 }
             }
         }
-        // Panel p of an m-row tensor starts at 4·32·m·p; rows are contiguous inside it.
+        // Panel p of a tile of h rows starts at 4·32·h·p; rows are contiguous inside it.
         assert_eq!(Layout::Panels.block_offset(10, 2560, 0, 4), 4 * 32 * 10);
         assert_eq!(Layout::Panels.block_offset(10, 2560, 3, 5), 4 * 32 * 10 + 3 * 128 + 32);
         // 6912 = 54 blocks: the last panel (blocks 52, 53) is 2 blocks wide.
         assert_eq!(Layout::Panels.block_offset(10, 6912, 1, 53), 52 * 32 * 10 + 64 + 32);
+        // Tiles: row 40 of 70 is row 8 of the second (full) tile, which starts after 32 rows;
+        // rows 64..70 form a last tile of 6.
+        let row_bytes = 2560 / 4;
+        assert_eq!(
+            Layout::Panels.block_offset(70, 2560, 40, 5),
+            32 * row_bytes + 4 * 32 * 32 + 8 * 128 + 32
+        );
+        assert_eq!(Layout::Panels.block_offset(70, 2560, 65, 4), 64 * row_bytes + 4 * 32 * 6 + 128);
+        assert_eq!(PANEL_ROWS, 32, "the offsets above assume 32-row tiles");
         assert_eq!(Layout::Panels.of(100), Layout::Published);
         assert_eq!(Layout::Panels.of(256), Layout::Panels);
     }

@@ -28,7 +28,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS};
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS, PANEL_ROWS};
 use crate::reference;
 use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 use crate::x86_64::avx2::i2s::{hsum, load32};
@@ -83,25 +83,36 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
     out.fill(0);
     let nb = k / BLOCK;
     let (wp, qp) = (w.as_ptr(), q.as_ptr());
-    let mut b = 0;
-    while b < nb {
-        let width = core::cmp::min(PANEL_BLOCKS, nb - b);
-        let base = wp.wrapping_add(b * BLOCK_BYTES * m);
-        let qb = qp.wrapping_add(b * BLOCK);
-        // The panel of blocks b .. b+width holds m rows of 32·width bytes at `base`
-        // (Layout::Panels), rows row0 .. row0 + out.len() among them; its activations are
-        // q[128b .. 128(b + width)].
-        match width {
-            // SAFETY: as above, width 4.
-            4 => unsafe { panel::<4>(base, qb, row0, out) },
-            // SAFETY: as above, width 3.
-            3 => unsafe { panel::<3>(base, qb, row0, out) },
-            // SAFETY: as above, width 2.
-            2 => unsafe { panel::<2>(base, qb, row0, out) },
-            // SAFETY: as above, width 1.
-            _ => unsafe { panel::<1>(base, qb, row0, out) },
+    let end = row0 + out.len();
+    let mut r = row0;
+    while r < end {
+        // The row tile holding row r (first row t0, h rows) and the requested rows in it.
+        let t0 = r - r % PANEL_ROWS;
+        let h = core::cmp::min(PANEL_ROWS, m - t0);
+        let stop = core::cmp::min(end, t0 + h);
+        let o = &mut out[r - row0..stop - row0];
+        let tile = wp.wrapping_add(t0 * nb * BLOCK_BYTES);
+        let mut b = 0;
+        while b < nb {
+            let width = core::cmp::min(PANEL_BLOCKS, nb - b);
+            let base = tile.wrapping_add(b * BLOCK_BYTES * h);
+            let qb = qp.wrapping_add(b * BLOCK);
+            // The panel of blocks b .. b+width in this tile holds h rows of 32·width bytes at
+            // `base` (Layout::Panels), rows r − t0 .. stop − t0 among them; its activations are
+            // q[128b .. 128(b + width)].
+            match width {
+                // SAFETY: as above, width 4.
+                4 => unsafe { panel::<4>(base, qb, r - t0, o) },
+                // SAFETY: as above, width 3.
+                3 => unsafe { panel::<3>(base, qb, r - t0, o) },
+                // SAFETY: as above, width 2.
+                2 => unsafe { panel::<2>(base, qb, r - t0, o) },
+                // SAFETY: as above, width 1.
+                _ => unsafe { panel::<1>(base, qb, r - t0, o) },
+            }
+            b += width;
         }
-        b += width;
+        r = stop;
     }
     let qsum = sum_i8(q);
     for o in out.iter_mut() {
@@ -225,7 +236,9 @@ unsafe fn gemm_impl(
         let sq = shape::token_sums(q, k, t0, cn);
         let mut r = 0;
         while r < rows {
-            let rn = core::cmp::min(GEMM_ROWS, rows - r);
+            // A GEMM tile's rows must lie in one row tile of the layout (consecutive there).
+            let to_tile_end = PANEL_ROWS - (row0 + r) % PANEL_ROWS;
+            let rn = core::cmp::min(GEMM_ROWS, core::cmp::min(rows - r, to_tile_end));
             let mut t = 0;
             while t < cn {
                 let tn = core::cmp::min(GEMM_TOKENS, cn - t);
@@ -288,7 +301,8 @@ unsafe fn gemm_tile_edge(
 ///
 /// # Safety
 /// - `k % 128 == 0`, `k <= MAX_K`; `tile.w` holds the whole `m × k` tensor in
-///   [`Layout::Panels`] and `tile.row + R <= m`; `q` valid for `T * k` bytes.
+///   [`Layout::Panels`] and `tile.row + R <= m`, the `R` rows inside one row tile of
+///   [`PANEL_ROWS`]; `q` valid for `T * k` bytes.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 #[inline]
