@@ -447,7 +447,7 @@ const ROW_ALIGN: usize = tern_kernels::formats::i2s::PANEL_ROWS;
 /// Tasks per thread of a large GEMV (threads claim them as they finish). One: each thread then
 /// streams one contiguous share of every tensor (with the panel layout's row tiles, one run of
 /// memory). On the 2-vCPU Zen 4 guest, decode at 2 threads ran faster with 1 task per thread
-/// than with 4 (33–35 against 30–32 tok/s when the guest's bandwidth was high, 24–27 against
+/// than with 4 (32–36 against 29–32 tok/s when the guest's bandwidth was high, 24–27 against
 /// 22–25 when low), and 8 or 16 were slower still: more, shorter streams to restart and more
 /// claims, for a balance the even split already has.
 const TASKS_PER_THREAD: usize = 1;

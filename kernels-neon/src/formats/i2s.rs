@@ -73,6 +73,14 @@ pub const PANEL_BLOCKS: usize = 4;
 /// Rows per row tile of [`Layout::Panels`].
 pub const PANEL_ROWS: usize = 32;
 
+/// The row tile of [`Layout::Panels`] that holds row `r` of an `m`-row tensor: its first row and
+/// its height ([`PANEL_ROWS`], or fewer for the last tile). `r < m`.
+#[inline(always)]
+pub const fn panel_tile(m: usize, r: usize) -> (usize, usize) {
+    let t0 = r - r % PANEL_ROWS;
+    (t0, if m - t0 < PANEL_ROWS { m - t0 } else { PANEL_ROWS })
+}
+
 /// The order of an I2_S tensor's 32-byte blocks in memory. The bytes of a block are the same in
 /// every layout; only where block `b` of row `r` sits differs.
 ///
@@ -117,9 +125,8 @@ impl Layout {
         match self {
             Layout::Published => (r * nb + b) * BLOCK_BYTES,
             Layout::Panels => {
-                // The tile of row `r`: its first row, its height; the tiles before are full.
-                let t0 = r - r % PANEL_ROWS;
-                let h = if m - t0 < PANEL_ROWS { m - t0 } else { PANEL_ROWS };
+                // The tiles before row `r`'s are full.
+                let (t0, h) = panel_tile(m, r);
                 let first = b - b % PANEL_BLOCKS;
                 let width = if nb - first < PANEL_BLOCKS { nb - first } else { PANEL_BLOCKS };
                 (t0 * nb + first * h + (r - t0) * width + (b - first)) * BLOCK_BYTES
@@ -155,7 +162,7 @@ pub fn relayout(src: &[u8], m: usize, k: usize, layout: Layout, dst: &mut [u8]) 
     let nb = k / BLOCK;
     let mut o = 0;
     for t0 in (0..m).step_by(PANEL_ROWS) {
-        let h = core::cmp::min(PANEL_ROWS, m - t0);
+        let (_, h) = panel_tile(m, t0);
         for b0 in (0..nb).step_by(PANEL_BLOCKS) {
             let width = core::cmp::min(PANEL_BLOCKS, nb - b0) * BLOCK_BYTES;
             for r in t0..t0 + h {

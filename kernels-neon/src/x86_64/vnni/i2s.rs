@@ -28,7 +28,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS, PANEL_ROWS};
+use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS, panel_tile};
 use crate::reference;
 use crate::shape::{self, TOKEN_CHUNK, sum_i8};
 use crate::x86_64::avx2::i2s::{hsum, load32};
@@ -87,15 +87,13 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
     let mut r = row0;
     while r < end {
         // The row tile holding row r (first row t0, h rows) and the requested rows in it.
-        let t0 = r - r % PANEL_ROWS;
-        let h = core::cmp::min(PANEL_ROWS, m - t0);
+        let (t0, h) = panel_tile(m, r);
         let stop = core::cmp::min(end, t0 + h);
         let o = &mut out[r - row0..stop - row0];
-        let tile = wp.wrapping_add(t0 * nb * BLOCK_BYTES);
         let mut b = 0;
         while b < nb {
             let width = core::cmp::min(PANEL_BLOCKS, nb - b);
-            let base = tile.wrapping_add(b * BLOCK_BYTES * h);
+            let base = wp.wrapping_add(Layout::Panels.block_offset(m, k, t0, b));
             let qb = qp.wrapping_add(b * BLOCK);
             // The panel of blocks b .. b+width in this tile holds h rows of 32·width bytes at
             // `base` (Layout::Panels), rows r − t0 .. stop − t0 among them; its activations are
@@ -237,8 +235,8 @@ unsafe fn gemm_impl(
         let mut r = 0;
         while r < rows {
             // A GEMM tile's rows must lie in one row tile of the layout (consecutive there).
-            let to_tile_end = PANEL_ROWS - (row0 + r) % PANEL_ROWS;
-            let rn = core::cmp::min(GEMM_ROWS, core::cmp::min(rows - r, to_tile_end));
+            let (first, h) = panel_tile(m, row0 + r);
+            let rn = core::cmp::min(GEMM_ROWS, core::cmp::min(rows - r, first + h - (row0 + r)));
             let mut t = 0;
             while t < cn {
                 let tn = core::cmp::min(GEMM_TOKENS, cn - t);
@@ -302,7 +300,7 @@ unsafe fn gemm_tile_edge(
 /// # Safety
 /// - `k % 128 == 0`, `k <= MAX_K`; `tile.w` holds the whole `m × k` tensor in
 ///   [`Layout::Panels`] and `tile.row + R <= m`, the `R` rows inside one row tile of
-///   [`PANEL_ROWS`]; `q` valid for `T * k` bytes.
+///   [`crate::formats::i2s::PANEL_ROWS`] rows; `q` valid for `T * k` bytes.
 /// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
 #[inline]
