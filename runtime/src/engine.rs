@@ -14,7 +14,7 @@ use crate::arena::{Arena, slot_bytes};
 use crate::error::Error;
 use crate::model::{Config, Embedding, FfnAct, Linear, LinearData, Weights};
 use crate::ops;
-use crate::par::{DisjointMut, Parallel, split_rows};
+use crate::par::{DisjointMut, Parallel, Shares, split_rows};
 use tern_kernels::KernelSet;
 use tern_kernels::formats::i2s::Layout;
 use tern_kernels::formats::tl1::PairTable;
@@ -444,13 +444,47 @@ fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &m
 /// contiguous run (row ranges stay aligned for the SIMD kernels too).
 const ROW_ALIGN: usize = tern_kernels::formats::i2s::PANEL_ROWS;
 
-/// Tasks per thread of a large GEMV (threads claim them as they finish). One: each thread then
-/// streams one contiguous share of every tensor (with the panel layout's row tiles, one run of
-/// memory). On the 2-vCPU Zen 4 guest, decode at 2 threads ran faster with 1 task per thread
-/// than with 4 (32–36 against 29–32 tok/s when the guest's bandwidth was high, 24–27 against
-/// 22–25 when low), and 8 or 16 were slower still: more, shorter streams to restart and more
-/// claims, for a balance the even split already has.
+/// Tasks per thread of a large GEMV: one share each, contiguous, and the work stealing of
+/// [`for_rows`] evens out the end. Each thread then streams one contiguous share of every tensor
+/// (with the panel layout's row tiles, one run of memory). On the 2-vCPU Zen 4 guest, decode at 2
+/// threads (static shares, before stealing) ran faster with 1 task per thread than with 4 (32–36
+/// against 29–32 tok/s when the guest's bandwidth was high, 24–27 against 22–25 when low), and 8
+/// or 16 were slower still: more, shorter streams to restart and more claims.
 const TASKS_PER_THREAD: usize = 1;
+
+/// Smallest claim of a task's share, in weight bytes (see [`for_rows`]).
+const MIN_CLAIM_BYTES: usize = 64 << 10;
+
+/// Calls `f(r0, r1)` for runs of whole [`ROW_ALIGN`] tiles covering rows `0..rows` exactly once,
+/// in `tasks` parallel tasks ([`Shares`]: a contiguous share each, claimed front to back, work
+/// stolen at the end; claims of at least [`MIN_CLAIM_BYTES`] of weights at `row_bytes` each).
+/// One task: a single call, no atomics (bare metal runs [`crate::par::Serial`]).
+fn for_rows(
+    par: &dyn Parallel,
+    rows: usize,
+    tasks: usize,
+    row_bytes: usize,
+    f: &(dyn Fn(usize, usize) + Sync),
+) {
+    if tasks <= 1 || rows == 0 {
+        if rows > 0 {
+            f(0, rows);
+        }
+        return;
+    }
+    let units = rows.div_ceil(ROW_ALIGN);
+    let min_units = MIN_CLAIM_BYTES.div_ceil(row_bytes.max(1) * ROW_ALIGN);
+    let span = |a: usize, b: usize| f(a * ROW_ALIGN, (b * ROW_ALIGN).min(rows));
+    match Shares::new(units, tasks, min_units) {
+        Some(sh) => par.run(tasks, &|i| sh.work(i, span)),
+        None => par.run(tasks, &|i| {
+            let (a, b) = split_rows(units, tasks, 1, i);
+            if a < b {
+                span(a, b);
+            }
+        }),
+    }
+}
 
 /// Tasks for `work` multiply-adds: one when it is too small to share.
 fn tasks_for(par: &dyn Parallel, work: usize) -> usize {
@@ -545,16 +579,15 @@ fn matmul<const G: usize>(
     let xs = &xs[..n];
     let iout = DisjointMut::new(&mut iout[..rows * n]);
     let tasks = tasks_for(par, rows * k);
-    let run = |i: usize| {
-        let (r0, r1) = split_rows(rows, tasks, ROW_ALIGN, i);
+    let run = |r0: usize, r1: usize| {
         for mem in &members {
             let (a, b) = (r0.max(mem.off), r1.min(mem.off + mem.m));
             if a >= b {
                 continue;
             }
             let (l0, l1) = (a - mem.off, b - mem.off);
-            // SAFETY: `split_rows` gives task i the group rows r0..r1, disjoint from every other
-            // task's, so the element ranges a*n..b*n of `iout` never overlap.
+            // SAFETY: `for_rows` hands out each group row once, so the rows r0..r1 of this call
+            // are disjoint from every other call's and the ranges a*n..b*n of `iout` never overlap.
             let chunk = unsafe { iout.slice(a * n, b * n) };
             if n == 1 {
                 (mem.gemv)(mem.packed, k, l0, q, chunk);
@@ -562,8 +595,8 @@ fn matmul<const G: usize>(
                 (mem.gemm)(mem.packed, k, l0, q, n, chunk);
             }
             for (t, &s) in xs.iter().enumerate() {
-                // SAFETY: rows l0..l1 of this layer belong to task i alone (as above), so its
-                // pieces t*m + l0 .. t*m + l1 of `out` overlap no other task's.
+                // SAFETY: rows l0..l1 of this layer belong to this call alone (as above), so its
+                // pieces t*m + l0 .. t*m + l1 of `out` overlap no other call's.
                 let o = unsafe { mem.out.slice(t * mem.m + l0, t * mem.m + l1) };
                 if n == 1 {
                     finish_rows(chunk.iter(), s, mem.scale, mem.extra, accumulate, o);
@@ -574,11 +607,7 @@ fn matmul<const G: usize>(
             }
         }
     };
-    if tasks == 1 {
-        run(0);
-    } else {
-        par.run(tasks, &run);
-    }
+    for_rows(par, rows, tasks, k / 4, &run);
 }
 
 /// `out[j] (+)= finish_i2s(dots[j], s, w_scale) · extra` with the branches outside the loop (it
@@ -637,21 +666,12 @@ fn matmul_tl1(
         tables(q, lut);
         let lut: &[PairTable] = lut;
         let shared = DisjointMut::new(orow);
-        let run = |i: usize| {
-            let (r0, r1) = split_rows(m, tasks, ROW_ALIGN, i);
-            if r0 == r1 {
-                return;
-            }
-            // SAFETY: task i owns rows r0..r1 (split_rows ranges are disjoint).
+        for_rows(par, m, tasks, k / 4, &|r0, r1| {
+            // SAFETY: `for_rows` hands out each row once, so rows r0..r1 are this call's alone.
             let chunk = unsafe { shared.slice(r0, r1) };
             // The tiling was validated for m × k at load, so this cannot fail.
             let _ = gemv(w.packed, m, k, w.tiling, r0, q, lut, chunk);
-        };
-        if tasks == 1 {
-            run(0);
-        } else {
-            par.run(tasks, &run);
-        }
+        });
     }
     for (t, &s) in xs[..n].iter().enumerate() {
         let dots = iout[t * m..(t + 1) * m].iter();
@@ -675,12 +695,8 @@ fn head_gemv(
             let f = if x_is_f16 { ks.f16_gemv_hx } else { ks.f16_gemv };
             let tasks = tasks_for(par, rows * e);
             let shared = DisjointMut::new(out);
-            par.run(tasks, &|i| {
-                let (r0, r1) = split_rows(rows, tasks, ROW_ALIGN, i);
-                if r0 == r1 {
-                    return;
-                }
-                // SAFETY: task i owns rows r0..r1 (split_rows ranges are disjoint).
+            for_rows(par, rows, tasks, 2 * e, &|r0, r1| {
+                // SAFETY: `for_rows` hands out each row once, so rows r0..r1 are this call's alone.
                 let chunk = unsafe { shared.slice(r0, r1) };
                 f(w, e, r0, x, chunk);
             });
