@@ -51,6 +51,8 @@ pub struct Plan {
     pub repacked: usize,
     /// Lookup tables of the TL1 layers computed in place ([`Weights::tl1_table_count`] × 32).
     pub tl1_tables: usize,
+    /// The LM head copied into the arena at load ([`Weights::copy_head`]).
+    pub head: usize,
 }
 
 impl Plan {
@@ -72,15 +74,26 @@ impl Plan {
             + slot_bytes::<f32>(c.n_head * c.head_dim)
             + slot_bytes::<f32>(nb * c.rope_dim);
         let logits = slot_bytes::<f32>(opts.logits_rows * c.n_vocab) + slot_bytes::<f32>(c.n_embd);
-        Plan { kv_cache, activations, quantized, attention, logits, repacked: 0, tl1_tables: 0 }
+        Plan {
+            kv_cache,
+            activations,
+            quantized,
+            attention,
+            logits,
+            repacked: 0,
+            tl1_tables: 0,
+            head: 0,
+        }
     }
 
     /// Plans `opts` for `c` with the weights `w` (adds the arena copies of repacked TL1 layers
-    /// and the lookup tables of those computed in place).
+    /// and relayouted I2_S ones, the lookup tables of TL1 layers computed in place, and the
+    /// head's copy).
     pub fn for_weights(c: &Config, opts: &PlanOptions, w: &Weights<'_>) -> Self {
         Plan {
             repacked: w.repack_bytes(),
             tl1_tables: slot_bytes::<PairTable>(w.tl1_table_count()),
+            head: w.head_copy_bytes(),
             ..Self::new(c, opts)
         }
     }
@@ -94,8 +107,30 @@ impl Plan {
             + self.logits
             + self.repacked
             + self.tl1_tables
+            + self.head
     }
 }
+
+/// A piece of the model file that [`Engine::new_with`] copied into the arena and never reads
+/// again (a relayouted or repacked layer, a stretch of the copied head): where it lies in memory
+/// and how long it is, so that a host which mapped the file can release those pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded {
+    /// Address of the first byte.
+    pub addr: usize,
+    /// Length in bytes.
+    pub len: usize,
+}
+
+impl Superseded {
+    fn of<T>(s: &[T]) -> Self {
+        Self { addr: s.as_ptr() as usize, len: core::mem::size_of_val(s) }
+    }
+}
+
+/// Bytes of the head copied between two [`Superseded`] reports (the host releases the file's
+/// pages as the copy goes, so its resident memory never holds both whole).
+const HEAD_COPY_CHUNK: usize = 16 << 20;
 
 /// Which positions of a batch get logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,10 +185,23 @@ impl<'a> Engine<'a> {
     /// of 128 into I2_S there, so that every I2_S tier and thread count computes them.
     pub fn new(
         config: Config,
+        weights: Weights<'a>,
+        kernels: KernelSet,
+        opts: PlanOptions,
+        arena: &mut Arena<'a>,
+    ) -> Result<Self, Error> {
+        Self::new_with(config, weights, kernels, opts, arena, &mut |_| {})
+    }
+
+    /// [`Engine::new`], also copying the head into the arena when [`Weights::copy_head`] is set,
+    /// and reporting each piece of the file it copied, right after copying it, to `superseded`.
+    pub fn new_with(
+        config: Config,
         mut weights: Weights<'a>,
         kernels: KernelSet,
         opts: PlanOptions,
         arena: &mut Arena<'a>,
+        superseded: &mut dyn FnMut(Superseded),
     ) -> Result<Self, Error> {
         if opts.n_ctx == 0 || opts.n_batch == 0 || opts.logits_rows == 0 {
             return Err(Error::BadOptions);
@@ -189,8 +237,16 @@ impl<'a> Engine<'a> {
         let layout = weights.i2s_layout;
         for l in 0..weights.layers.len() {
             for lin in weights.linears_mut(l) {
-                repack_tl1(lin, layout, arena)?;
-                relayout_i2s(lin, layout, arena)?;
+                repack_tl1(lin, layout, arena, superseded)?;
+                relayout_i2s(lin, layout, arena, superseded)?;
+            }
+        }
+        if weights.copy_head {
+            let copy = copy_embedding(weights.head(), arena, superseded)?;
+            match &mut weights.output {
+                Some(head) => *head = copy,
+                // Tied: the embedding lookups read the copy too.
+                None => weights.token_embd = copy,
             }
         }
         Ok(Engine { config, weights, kernels, opts, b, pos: 0, n_logits: 0 })
@@ -381,6 +437,7 @@ fn relayout_i2s<'a>(
     lin: &mut Linear<'a>,
     layout: Layout,
     arena: &mut Arena<'a>,
+    superseded: &mut dyn FnMut(Superseded),
 ) -> Result<(), Error> {
     let LinearData::I2s { packed, scale, layout: from } = lin.data else { return Ok(()) };
     if !lin.relayouted_at_load(layout) {
@@ -390,7 +447,34 @@ fn relayout_i2s<'a>(
     let out: &'a mut [u8] = arena.alloc(lin.k * lin.m / 4)?;
     tern_kernels::formats::i2s::relayout(packed, lin.m, lin.k, layout, out);
     lin.data = LinearData::I2s { packed: out, scale, layout: layout.of(lin.k) };
+    superseded(Superseded::of(packed));
     Ok(())
+}
+
+/// A copy of `e` in `arena`, reporting the source to `superseded` in [`HEAD_COPY_CHUNK`] pieces.
+fn copy_embedding<'a>(
+    e: Embedding<'a>,
+    arena: &mut Arena<'a>,
+    superseded: &mut dyn FnMut(Superseded),
+) -> Result<Embedding<'a>, Error> {
+    fn copy<'a, T: crate::arena::Pod>(
+        src: &'a [T],
+        arena: &mut Arena<'a>,
+        superseded: &mut dyn FnMut(Superseded),
+    ) -> Result<&'a [T], Error> {
+        let dst: &'a mut [T] = arena.alloc(src.len())?;
+        let per = (HEAD_COPY_CHUNK / core::mem::size_of::<T>()).max(1);
+        for (d, s) in dst.chunks_mut(per).zip(src.chunks(per)) {
+            d.copy_from_slice(s);
+            superseded(Superseded::of(s));
+        }
+        Ok(dst)
+    }
+    Ok(match e {
+        Embedding::F16(w) => Embedding::F16(copy(w, arena, superseded)?),
+        Embedding::Bf16(w) => Embedding::Bf16(copy(w, arena, superseded)?),
+        Embedding::F32(w) => Embedding::F32(copy(w, arena, superseded)?),
+    })
 }
 
 /// Replaces a TL1 layer with [`Linear::repacked_at_load`] by its I2_S repack, in `layout`'s
@@ -404,6 +488,7 @@ fn repack_tl1<'a>(
     lin: &mut Linear<'a>,
     layout: Layout,
     arena: &mut Arena<'a>,
+    superseded: &mut dyn FnMut(Superseded),
 ) -> Result<(), Error> {
     let LinearData::Tl1 { packed, scale, tiling, .. } = lin.data else { return Ok(()) };
     if !lin.repacked_at_load() {
@@ -422,6 +507,7 @@ fn repack_tl1<'a>(
         }
     }
     lin.data = LinearData::I2s { packed: out, scale, layout };
+    superseded(Superseded::of(packed));
     Ok(())
 }
 

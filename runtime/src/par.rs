@@ -247,8 +247,8 @@ mod tests {
     fn assert_exactly_once(units: usize, log: &[(usize, usize, usize)]) {
         let mut seen = std::vec![0u32; units];
         for &(_, a, b) in log {
-            for u in a..b {
-                seen[u] += 1;
+            for c in &mut seen[a..b] {
+                *c += 1;
             }
         }
         let wrong: std::vec::Vec<_> = seen.iter().enumerate().filter(|(_, c)| **c != 1).collect();

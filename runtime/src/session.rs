@@ -6,7 +6,7 @@
 //! Nothing here allocates: [`Session::plan`] gives the exact arena size first.
 
 use crate::arena::{ALIGN, Arena, slot_bytes};
-use crate::engine::{Engine, Logits, Plan, PlanOptions};
+use crate::engine::{Engine, Logits, Plan, PlanOptions, Superseded};
 use crate::error::Error;
 use crate::gguf::Gguf;
 use crate::model::{Config, Weights};
@@ -34,6 +34,8 @@ pub struct SessionOptions {
     pub text_bytes: usize,
     /// When a chat turn does not fit, drop the oldest turns instead of failing.
     pub drop_old_turns: bool,
+    /// Copy the LM head into the arena at load ([`crate::model::Weights::copy_head`]).
+    pub copy_head: bool,
 }
 
 impl Default for SessionOptions {
@@ -47,6 +49,7 @@ impl Default for SessionOptions {
             max_piece_bytes: 4096,
             text_bytes: 16384,
             drop_old_turns: false,
+            copy_head: false,
         }
     }
 }
@@ -185,6 +188,7 @@ impl<'a> Session<'a> {
         let c = Config::from_gguf(g)?;
         let mut w = Weights::from_gguf(g, &c)?;
         w.prepare_for(&opts.kernels);
+        w.copy_head = opts.copy_head;
         Self::plan_for(g, &c, &w, opts)
     }
 
@@ -210,13 +214,25 @@ impl<'a> Session<'a> {
     }
 
     /// Loads a session from a parsed file into `arena` (at least [`Session::plan`]`.total`).
+    pub fn new(g: Gguf<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
+        Self::new_with(g, arena, opts, &mut |_| {})
+    }
+
+    /// [`Session::new`], reporting each piece of the file the engine copied into the arena
+    /// ([`Engine::new_with`]): a host that mapped the file may release those pages.
     // Out of line: its ~72 KB `Weights` temporaries then never share a frame with the caller's (a
     // bare-metal boot core has a 508 KB stack).
     #[inline(never)]
-    pub fn new(g: Gguf<'a>, arena: &'a mut [u8], opts: SessionOptions) -> Result<Self, Error> {
+    pub fn new_with(
+        g: Gguf<'a>,
+        arena: &'a mut [u8],
+        opts: SessionOptions,
+        superseded: &mut dyn FnMut(Superseded),
+    ) -> Result<Self, Error> {
         let c = Config::from_gguf(&g)?;
         let mut weights = Weights::from_gguf(&g, &c)?;
         weights.prepare_for(&opts.kernels);
+        weights.copy_head = opts.copy_head;
         let plan = Self::plan_for(&g, &c, &weights, &opts)?;
         if arena.len() < plan.total {
             return Err(Error::Arena(crate::arena::ArenaError::OutOfMemory {
@@ -225,7 +241,7 @@ impl<'a> Session<'a> {
             }));
         }
         let mut a = Arena::new(arena);
-        let engine = Engine::new(c, weights, opts.kernels, plan.opts, &mut a)?;
+        let engine = Engine::new_with(c, weights, opts.kernels, plan.opts, &mut a, superseded)?;
         let tokenizer = Tokenizer::from_gguf(&g, &mut a, opts.max_piece_bytes)?;
         if tokenizer.n_vocab() > c.n_vocab {
             return Err(Error::Model(crate::model::ModelError::BadValue {

@@ -34,6 +34,24 @@ pub struct Measurement {
     pub wraps: u32,
 }
 
+impl Measurement {
+    /// Several windows of the same source as one: joules, seconds and counts summed, the average
+    /// power recomputed (the time between windows is left out). `None` for no windows.
+    pub fn combine(windows: &[Measurement]) -> Option<Measurement> {
+        let (first, rest) = windows.split_first()?;
+        let mut m = first.clone();
+        for w in rest {
+            m.seconds += w.seconds;
+            m.joules += w.joules;
+            m.samples += w.samples;
+            m.read_errors += w.read_errors;
+            m.wraps += w.wraps;
+        }
+        m.avg_w = if m.seconds > 0.0 { m.joules / m.seconds } else { 0.0 };
+        Some(m)
+    }
+}
+
 /// Errors of the sampler.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -317,6 +335,26 @@ mod tests {
         let m = i.finish(&Fixed).expect("ok");
         assert!((m.joules - 0.9).abs() < 1e-9, "{}", m.joules);
         assert_eq!(m.wraps, 1);
+    }
+
+    #[test]
+    fn combined_windows_sum_energy_and_time() {
+        let w = |seconds: f64, joules: f64| Measurement {
+            method: "test".into(),
+            sensors: vec!["s".into()],
+            scope: "test".into(),
+            seconds,
+            joules,
+            avg_w: joules / seconds,
+            samples: 3,
+            read_errors: 1,
+            wraps: 0,
+        };
+        let m = Measurement::combine(&[w(1.0, 2.0), w(3.0, 10.0)]).expect("two windows");
+        assert_eq!((m.seconds, m.joules, m.avg_w), (4.0, 12.0, 3.0));
+        assert_eq!((m.samples, m.read_errors), (6, 2));
+        assert_eq!(Measurement::combine(&[w(2.0, 5.0)]), Some(w(2.0, 5.0)));
+        assert_eq!(Measurement::combine(&[]), None);
     }
 
     #[test]

@@ -225,6 +225,24 @@ impl BenchRecord {
             .then(|| self.effective_gbps / gbps);
     }
 
+    /// Sets `bandwidth_gbps` to the mean of `ceilings` (one streaming read per repetition, taken
+    /// around it) and, for a generation test, the fraction as the mean over repetitions of
+    /// `tok_s[i] · bytes_per_token / ceilings[i]`: each repetition is held against the bandwidth
+    /// measured next to it. Call after [`BenchRecord::set_bytes_per_token`]; ignored when the
+    /// slices are empty or of different lengths.
+    pub fn set_bandwidth_per_rep(&mut self, tok_s: &[f64], ceilings: &[f64]) {
+        if tok_s.is_empty() || tok_s.len() != ceilings.len() {
+            return;
+        }
+        let n = ceilings.len() as f64;
+        self.bandwidth_gbps = Some(ceilings.iter().sum::<f64>() / n);
+        let decode = self.n_gen > 0 && self.n_prompt == 0 && ceilings.iter().all(|&c| c > 0.0);
+        self.bandwidth_fraction = decode.then(|| {
+            let bytes = self.bytes_per_token as f64;
+            tok_s.iter().zip(ceilings).map(|(t, c)| t * bytes / 1e9 / c).sum::<f64>() / n
+        });
+    }
+
     /// Copies board, CPU, governor, frequency, temperature and throttle state. A throttle
     /// condition active now marks the record invalid.
     pub fn apply_system(&mut self, s: &SystemState) {
@@ -320,6 +338,16 @@ mod tests {
         let mut pp = BenchRecord::new("pp128", 128, 0, 4, "neon", &[50.0]);
         pp.set_bytes_per_token(1_000_000);
         pp.set_bandwidth(10.0);
+        assert_eq!((pp.bandwidth_gbps, pp.bandwidth_fraction), (Some(10.0), None));
+        // Per repetition: 8 tok/s against 10 GB/s, 12 against 20 → mean of 0.8 and 0.6.
+        let mut tg = BenchRecord::new("tg128", 0, 128, 4, "neon", &[8.0, 12.0]);
+        tg.set_bytes_per_token(1_000_000_000);
+        tg.set_bandwidth_per_rep(&[8.0, 12.0], &[10.0, 20.0]);
+        assert_eq!(tg.bandwidth_gbps, Some(15.0));
+        assert!((tg.bandwidth_fraction.expect("tg") - 0.7).abs() < 1e-12);
+        let mut pp = BenchRecord::new("pp128", 128, 0, 4, "neon", &[50.0]);
+        pp.set_bytes_per_token(1_000_000);
+        pp.set_bandwidth_per_rep(&[50.0], &[10.0]);
         assert_eq!((pp.bandwidth_gbps, pp.bandwidth_fraction), (Some(10.0), None));
         // Lines written before these keys existed still parse.
         let mut v: serde_json::Value = serde_json::from_str(&tg.to_json_line()).expect("json");

@@ -22,14 +22,18 @@
 //! **`--bandwidth`** adds a streaming-read benchmark with the same threads — a plain sum over an
 //! anonymous buffer far larger than the last-level cache (512 MiB, or half the available memory
 //! when that is less), best of three passes — and, for `tg`, the fraction of the memory-bound
-//! ceiling (bandwidth ÷ bytes per token) that decode reached. The stream is measured right before
-//! and right after each test's timed window (outside its energy window) and the test gets the
-//! mean of the two: a VM's or a throttling board's bandwidth drifts over a run, and a ceiling
-//! measured minutes away from the decode it divides says little. The buffer is allocated (and
-//! filled) once, after the model; the records' peak RSS leaves it out: the larger of the peak
-//! before it existed and the peak since minus its bytes, which is exact while it stays resident.
-//! (The model file's own mapped pages stream 6–16 % slower than anonymous memory on the x86 VM
-//! this was written on, so they would make a lower, flattering ceiling.)
+//! ceiling (bandwidth ÷ bytes per token) that decode reached. The stream is read before each
+//! repetition and after the last; each repetition is held against the mean of the reads on either
+//! side of it, and the record carries the mean of those ceilings and of the repetitions'
+//! fractions. A VM's or a throttling board's bandwidth drifts over a run — the 2-vCPU guest this
+//! was written on switches between ~30 and ~60 GB/s at 2 threads, sometimes within one test — and
+//! a ceiling measured seconds away from the decode it divides says little. The reads stay outside
+//! the energy windows: with `--bandwidth`, each repetition has a window of its own and the test's
+//! energy is their sum. The buffer is allocated (and filled) once, after the model; the records'
+//! peak RSS leaves it out: the larger of the peak before it existed and the peak since minus its
+//! bytes, which is exact while it stays resident. (The model file's own mapped pages stream 6–16 %
+//! slower than anonymous memory on the x86 VM this was written on, so they would make a lower,
+//! flattering ceiling.)
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +73,10 @@ pub struct BenchArgs {
     /// Kernel tier: reference, neon, dotprod, tl1, avx2, vnni (may only lower the detected tier).
     #[arg(long = "kernel")]
     kernel: Option<String>,
+    /// Where decode reads the LM head: copied into the arena (huge pages) or from the file
+    /// mapping; `auto` copies it when the kernel gives transparent huge pages.
+    #[arg(long = "head", value_enum, default_value_t = load::HeadPlace::Auto)]
+    head: load::HeadPlace,
     /// Energy source: auto, none, rapl, pmic, hwmon[:NAME], meter:CMD.
     #[arg(long = "energy", default_value = "auto")]
     energy: String,
@@ -306,6 +314,55 @@ impl EnergyCtx {
     }
 }
 
+impl EnergyCtx {
+    /// Runs `f` `reps` times; `tokens` are the tokens of one repetition. Without `between`, one
+    /// sampler window covers all repetitions ([`EnergyCtx::window`]). With it, `between()` runs
+    /// before the first repetition and after each one, outside the windows: every repetition has
+    /// a window of its own and the energy is their sum ([`Measurement::combine`]).
+    fn reps<T>(
+        &mut self,
+        tokens: u64,
+        reps: usize,
+        between: Option<&mut dyn FnMut()>,
+        mut f: impl FnMut() -> Result<T, String>,
+    ) -> Result<(Vec<T>, Energy), String> {
+        let Some(between) = between else {
+            return self.window(tokens * reps as u64, || (0..reps).map(|_| f()).collect());
+        };
+        let mut out = Vec::with_capacity(reps);
+        let mut windows = Vec::with_capacity(reps);
+        let mut failed: Option<Unavailable> = None;
+        between();
+        for _ in 0..reps {
+            match self.sampler.as_mut() {
+                Some(s) if failed.is_none() => {
+                    if let Err(e) = s.start() {
+                        failed = Some(Unavailable::new("sampler", e.to_string()));
+                        out.push(f()?);
+                    } else {
+                        let r = f();
+                        let stopped = s.stop();
+                        out.push(r?);
+                        match stopped {
+                            Ok(m) => windows.push(m),
+                            Err(e) => failed = Some(Unavailable::new("sampler", e.to_string())),
+                        }
+                    }
+                }
+                _ => out.push(f()?),
+            }
+            between();
+        }
+        let energy = match (&self.sampler, failed, Measurement::combine(&windows)) {
+            (None, ..) => Energy::unavailable(self.reasons.clone()),
+            (_, Some(why), _) => Energy::unavailable(vec![why]),
+            (_, None, Some(m)) => Energy::measured(&m, self.idle.as_ref(), tokens * reps as u64),
+            (_, None, None) => Energy::unavailable(vec![Unavailable::new("sampler", "no windows")]),
+        };
+        Ok((out, energy))
+    }
+}
+
 /// Streaming-read bandwidth over `words` with `pool`'s threads: best of `passes`, GB/s.
 fn stream_read_gbps(words: &[[u8; 8]], pool: &Pool, passes: usize) -> f64 {
     let tasks = pool.threads();
@@ -438,9 +495,15 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
     // Load.
     let mf = load::ModelFile::open(&a.model)?;
     let g = mf.gguf(&a.model)?;
-    let opts = SessionOptions { n_ctx, n_batch: nb, kernels, ..SessionOptions::default() };
+    let opts = SessionOptions {
+        n_ctx,
+        n_batch: nb,
+        kernels,
+        copy_head: a.head.copies(),
+        ..SessionOptions::default()
+    };
     let mut arena = load::ArenaMem::default();
-    let (mut s, plan) = load::session(g, opts, &mut arena)?;
+    let (mut s, plan) = load::session(&mf, g, opts, &mut arena)?;
     let n_tok = s.tokenizer.n_vocab().clamp(1, s.engine.config.n_vocab);
     let bos = s
         .tokenizer
@@ -537,39 +600,40 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
         if n > 0 {
             run_tg(e, bos, 1, &pool)?;
         }
-        // The streaming read right before and after each timed window (see the module docs).
-        let stream = || sbuf.as_ref().map(|b| stream_read_gbps(b.words(), &pool, STREAM_PASSES));
-        let mut bracket = |r: &mut BenchRecord, before: Option<f64>, after: Option<f64>| {
-            if let (Some(b0), Some(b1)) = (before, after) {
-                r.set_bandwidth((b0 + b1) / 2.0);
-                bw.push(Bracket { test: r.test.clone(), threads: t, before: b0, after: b1 });
+        // The streaming read before each repetition and after the last, outside the energy
+        // windows (see the module docs).
+        let mut reads: Vec<f64> = Vec::new();
+        let stream = |reads: &mut Vec<f64>| {
+            if let Some(b) = &sbuf {
+                reads.push(stream_read_gbps(b.words(), &pool, STREAM_PASSES));
             }
         };
+        let mut bracket = |r: &mut BenchRecord, tps: &[f64], reads: &mut Vec<f64>| {
+            if reads.len() == tps.len() + 1 {
+                let ceilings: Vec<f64> = reads.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+                r.set_bandwidth_per_rep(tps, &ceilings);
+                bw.push(Bracket { test: r.test.clone(), threads: t, reads: std::mem::take(reads) });
+            }
+            reads.clear();
+        };
         if p > 0 {
-            let before = stream();
-            let (secs, en) = energy.window((reps * p) as u64, || {
-                (0..reps)
-                    .map(|_| run_pp(e, &pp_ids, nb, &pool))
-                    .collect::<Result<Vec<f64>, String>>()
-            })?;
-            let after = stream();
+            let mut read = || stream(&mut reads);
+            let between = sbuf.is_some().then_some(&mut read as &mut dyn FnMut());
+            let (secs, en) =
+                energy.reps(p as u64, reps, between, || run_pp(e, &pp_ids, nb, &pool))?;
             let tps: Vec<f64> = secs.iter().map(|s| p as f64 / s.max(1e-12)).collect();
             // Ternary weights once per batch of the prompt, the LM head once.
             let chunks = p.div_ceil(nb) as u64;
             let bytes = ((bpt - head) * chunks + head) / p as u64;
             let r = BenchRecord::new(format!("pp{p}"), p as u32, 0, t32, tier, &tps);
             let mut r = finish(r, en, bytes);
-            bracket(&mut r, before, after);
+            bracket(&mut r, &tps, &mut reads);
             records.push(r);
         }
         if n > 0 {
-            let before = stream();
-            let (runs, en) = energy.window((reps * n) as u64, || {
-                (0..reps)
-                    .map(|_| run_tg(e, bos, n, &pool))
-                    .collect::<Result<Vec<(f64, f64)>, String>>()
-            })?;
-            let after = stream();
+            let mut read = || stream(&mut reads);
+            let between = sbuf.is_some().then_some(&mut read as &mut dyn FnMut());
+            let (runs, en) = energy.reps(n as u64, reps, between, || run_tg(e, bos, n, &pool))?;
             let tps: Vec<f64> = runs.iter().map(|(s, _)| n as f64 / s.max(1e-12)).collect();
             let ttft: Vec<f64> = if p > 0 {
                 (0..reps).map(|_| run_ttft(e, &pp_ids, nb, &pool)).collect::<Result<_, _>>()?
@@ -579,7 +643,7 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
             let mut r = BenchRecord::new(format!("tg{n}"), 0, n as u32, t32, tier, &tps);
             r.ttft_ms = Some(ttft.iter().sum::<f64>() / ttft.len() as f64 * 1e3);
             let mut r = finish(r, en, bpt);
-            bracket(&mut r, before, after);
+            bracket(&mut r, &tps, &mut reads);
             records.push(r);
         }
     }
@@ -600,6 +664,7 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
                 &records,
                 &HumanCtx {
                     plan_total: plan.total as u64,
+                    head_copied: plan.engine.head > 0,
                     bpt,
                     kname,
                     gate: &gate_result,
@@ -621,16 +686,16 @@ pub fn cmd_bench(a: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The streaming reads around one test's timed window, GB/s.
+/// The streaming reads of one test: before each repetition and after the last, GB/s.
 struct Bracket {
     test: String,
     threads: usize,
-    before: f64,
-    after: f64,
+    reads: Vec<f64>,
 }
 
 struct HumanCtx<'a> {
     plan_total: u64,
+    head_copied: bool,
     bpt: u64,
     kname: &'a str,
     gate: &'a Option<String>,
@@ -647,10 +712,11 @@ fn human(a: &BenchArgs, records: &[BenchRecord], h: &HumanCtx<'_>) -> String {
     let r0 = records.first();
     let _ = writeln!(
         o,
-        "model: {} — {:.1} MiB of weights read per decoded token, arena {:.1} MiB",
+        "model: {} — {:.1} MiB of weights read per decoded token, arena {:.1} MiB, LM head {}",
         a.model.display(),
         mib(h.bpt),
-        mib(h.plan_total)
+        mib(h.plan_total),
+        if h.head_copied { "copied into the arena" } else { "read from the file mapping" }
     );
     let gate = match h.gate {
         None if r0.is_some_and(|r| r.kernel == "reference") => {
@@ -699,9 +765,16 @@ fn human(a: &BenchArgs, records: &[BenchRecord], h: &HumanCtx<'_>) -> String {
         o.push_str("(fraction of ceiling = decode tok/s ÷ (stream GB/s ÷ bytes per token); target ≥ 85 %)\n");
         let each: Vec<String> =
             h.bw.iter()
-                .map(|b| format!("{} {}T {:.2} → {:.2}", b.test, b.threads, b.before, b.after))
+                .map(|b| {
+                    let v: Vec<String> = b.reads.iter().map(|g| format!("{g:.2}")).collect();
+                    format!("{} {}T {}", b.test, b.threads, v.join(" → "))
+                })
                 .collect();
-        let _ = writeln!(o, "stream: right before → after each test, GB/s: {}", each.join(", "));
+        let _ = writeln!(
+            o,
+            "stream: before each repetition and after the last, GB/s: {}",
+            each.join("; ")
+        );
     }
     match records.iter().find_map(|r| r.energy.as_measured()) {
         Some(m) => {

@@ -62,6 +62,10 @@ struct ModelArgs {
     /// Kernel tier: reference, neon, dotprod, tl1, avx2, vnni (may only lower the detected tier).
     #[arg(long = "kernel")]
     kernel: Option<String>,
+    /// Where decode reads the LM head: copied into the arena (huge pages) or from the file
+    /// mapping; `auto` copies it when the kernel gives transparent huge pages.
+    #[arg(long = "head", value_enum, default_value_t = load::HeadPlace::Auto)]
+    head: load::HeadPlace,
 }
 
 #[derive(Args, Clone)]
@@ -211,6 +215,7 @@ fn session_opts(m: &ModelArgs, s: Option<&SampleArgs>) -> Result<SessionOptions,
         n_batch: m.batch.max(1),
         kernels: load::kernels(m.kernel.as_deref())?,
         sampler: s.map(|s| s.config()).unwrap_or_else(SamplerConfig::greedy),
+        copy_head: m.head.copies(),
         ..SessionOptions::default()
     })
 }
@@ -322,6 +327,9 @@ fn cmd_info(a: &InfoArgs) -> Result<(), String> {
         let _ =
             writeln!(o, "  weights repacked (arena)      {:>10.2} MiB", mib(plan.engine.repacked));
     }
+    if plan.engine.head > 0 {
+        let _ = writeln!(o, "  LM head copy (arena)          {:>10.2} MiB", mib(plan.engine.head));
+    }
     let _ =
         writeln!(o, "  activations                   {:>10.2} MiB", mib(plan.engine.activations));
     let _ = writeln!(o, "  int8 activations + i32 out    {:>10.2} MiB", mib(plan.engine.quantized));
@@ -399,7 +407,8 @@ fn cmd_run(a: &RunArgs) -> Result<(), String> {
     let mf = load::ModelFile::open(&a.model.model)?;
     let g = mf.gguf(&a.model.model)?;
     let mut arena = load::ArenaMem::default();
-    let (mut s, _plan) = load::session(g, session_opts(&a.model, Some(&a.sample))?, &mut arena)?;
+    let (mut s, _plan) =
+        load::session(&mf, g, session_opts(&a.model, Some(&a.sample))?, &mut arena)?;
     let pool = pool::Pool::new(threads(a.model.threads));
     let mut sink = StdoutSink { t0: Instant::now(), t_prompt: None, out: std::io::stdout() };
     let st = s
@@ -416,7 +425,7 @@ fn cmd_chat(a: &ChatArgs) -> Result<(), String> {
     let mut arena = load::ArenaMem::default();
     let mut opts = session_opts(&a.model, Some(&a.sample))?;
     opts.drop_old_turns = a.keep_going;
-    let (mut s, _plan) = load::session(g, opts, &mut arena)?;
+    let (mut s, _plan) = load::session(&mf, g, opts, &mut arena)?;
     if let Some(sys) = &a.system {
         s.set_system(sys).map_err(|e| e.to_string())?;
     }
@@ -476,7 +485,7 @@ fn cmd_tokenize(a: &TokenizeArgs) -> Result<(), String> {
     let g = mf.gguf(&a.model)?;
     let mut arena = load::ArenaMem::default();
     let opts = SessionOptions { n_ctx: 1, n_batch: 1, ..SessionOptions::default() };
-    let (s, _) = load::session(g, opts, &mut arena)?;
+    let (s, _) = load::session(&mf, g, opts, &mut arena)?;
     let mut ids = vec![0u32; text.len() + 2];
     let n = s.tokenizer.encode(&text, a.bos, a.special, &mut ids).map_err(|e| e.to_string())?;
     let v: Vec<String> = ids[..n].iter().map(|i| i.to_string()).collect();
@@ -503,7 +512,7 @@ fn cmd_eval(a: &EvalArgs) -> Result<(), String> {
     }
     opts.n_batch = ids.len();
     opts.logits_rows = ids.len();
-    let (mut s, _) = load::session(g, opts, &mut arena)?;
+    let (mut s, _) = load::session(&mf, g, opts, &mut arena)?;
     let pool = pool::Pool::new(threads(a.model.threads));
     let n_vocab = s.engine.config.n_vocab;
     let mut all = Vec::with_capacity(ids.len() * n_vocab);

@@ -43,7 +43,7 @@ pub fn cmd_serve(a: &ServeArgs) -> Result<(), String> {
     let mut arena = load::ArenaMem::default();
     let mut opts = session_opts(&a.model, Some(&a.sample))?;
     opts.drop_old_turns = a.keep_going;
-    let (mut session, _plan) = load::session(g, opts, &mut arena)?;
+    let (mut session, _plan) = load::session(&mf, g, opts, &mut arena)?;
     if let Some(sys) = &a.system {
         session.set_system(sys).map_err(|e| format!("--system: {e}"))?;
     }

@@ -30,9 +30,14 @@ fn run_reproduces_the_fixture_greedy_text() {
     let p = r["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "sort").unwrap();
     let want = format!("{}\n", p["greedy"]["text"].as_str().unwrap());
     let prompt = p["text"].as_str().unwrap();
-    for extra in
-        [&["-t", "1"][..], &["-t", "2"], &["--kernel", "reference", "-t", "2"], &["-b", "3"]]
-    {
+    for extra in [
+        &["-t", "1"][..],
+        &["-t", "2"],
+        &["--kernel", "reference", "-t", "2"],
+        &["-b", "3"],
+        &["--head", "arena", "-t", "2"],
+        &["--head", "mapped"],
+    ] {
         let m = model();
         let mut args = vec!["run", "-m", &m, "-p", prompt, "-n", "32", "--temp", "0"];
         args.extend_from_slice(extra);
@@ -109,6 +114,17 @@ fn info_shows_plan_and_tensors() {
     }
     // KV cache: 2 * 4 layers * 128 ctx * 128 kv_dim * 2 bytes = 256 KiB.
     assert!(out.contains("KV cache (f16)                      0.25 MiB"), "{out}");
+    // The head copy is a line of the plan when asked for (2048 × 256 f16 = 1 MiB), and
+    // counted in the arena total.
+    let total = |out: &str| -> f64 {
+        let l = out.lines().find(|l| l.contains("arena total")).unwrap();
+        l.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    let (_, copied, _) = tern(&["info", "-m", &model(), "-c", "128", "--head", "arena"]);
+    let (_, mapped, _) = tern(&["info", "-m", &model(), "-c", "128", "--head", "mapped"]);
+    assert!(copied.contains("LM head copy (arena)"), "{copied}");
+    assert!(!mapped.contains("LM head copy"), "{mapped}");
+    assert!((total(&copied) - total(&mapped) - 1.0).abs() < 0.01, "{copied}\n{mapped}");
 }
 
 #[test]

@@ -166,6 +166,10 @@ pub struct Weights<'a> {
     /// The block order the kernels read I2_S tensors in ([`Weights::prepare_for`]); tensors in
     /// another order are copied into the engine's arena in this one at load.
     pub i2s_layout: Layout,
+    /// Copy the LM head into the engine's arena at load (the tied embedding with it), so that
+    /// decode streams it from memory the host allocated (huge pages) rather than from the file's
+    /// pages. Off by default: on bare metal the file already sits in RAM.
+    pub copy_head: bool,
 }
 
 fn missing(name: &str) -> ModelError {
@@ -354,7 +358,14 @@ impl<'a> Weights<'a> {
                 return Err(ModelError::TooManyLayers { n_layer: c.n_layer });
             }
         }
-        Ok(Weights { token_embd, output_norm, output, layers, i2s_layout: Layout::Published })
+        Ok(Weights {
+            token_embd,
+            output_norm,
+            output,
+            layers,
+            i2s_layout: Layout::Published,
+            copy_head: false,
+        })
     }
 
     /// The LM head (untied `output.weight` or the tied embedding).
@@ -388,6 +399,17 @@ impl<'a> Weights<'a> {
             }
         }
         b
+    }
+
+    /// Arena bytes of the LM head's copy ([`Weights::copy_head`]; 0 when not copied).
+    pub fn head_copy_bytes(&self) -> usize {
+        if !self.copy_head {
+            return 0;
+        }
+        match self.head() {
+            Embedding::F16(w) | Embedding::Bf16(w) => slot_bytes::<u16>(w.len()),
+            Embedding::F32(w) => slot_bytes::<f32>(w.len()),
+        }
     }
 
     /// Makes every TL1-format layer be computed in place by the TL1 GEMV instead of repacked
