@@ -76,19 +76,7 @@ mod twin {
 }
 use twin::bitnet25_twin;
 
-/// Two OS threads, tasks split round-robin (results must not depend on this).
-struct TwoThreads;
-impl Parallel for TwoThreads {
-    fn threads(&self) -> usize {
-        2
-    }
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            s.spawn(|| (0..n).filter(|i| i % 2 == 1).for_each(task));
-            (0..n).filter(|i| i % 2 == 0).for_each(task);
-        });
-    }
-}
+include!("common/two_threads.rs");
 
 struct Run<'a> {
     engine: Engine<'a>,

@@ -27,19 +27,7 @@ fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
 }
 
-/// Two OS threads, tasks split round-robin.
-struct TwoThreads;
-impl Parallel for TwoThreads {
-    fn threads(&self) -> usize {
-        2
-    }
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        std::thread::scope(|s| {
-            s.spawn(|| (0..n).filter(|i| i % 2 == 1).for_each(task));
-            (0..n).filter(|i| i % 2 == 0).for_each(task);
-        });
-    }
-}
+include!("common/two_threads.rs");
 
 fn i2s_file() -> Vec<u8> {
     std::fs::read(data("tiny-trained.i2_s.gguf")).unwrap()

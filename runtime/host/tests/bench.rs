@@ -274,61 +274,39 @@ fn pmic_power_from_a_fake_vcgencmd() {
     let _l = lock();
     let dir = TempDir::new("pmic");
     let vc = fake_vcgencmd(&dir, "0x50000");
-    let recs = bench_json(&[
-        "--energy",
-        "pmic",
-        "--idle-secs",
-        "0.15",
-        "--sysroot",
-        &dir.s(),
-        "--vcgencmd",
-        &vc,
-    ]);
-    assert_eq!(recs.len(), 4);
     let watts = 0.5 * 3.7 + 2.0 * 0.8;
-    for r in &recs {
-        let e = &r["energy"];
-        assert_eq!(e["method"], "pmic", "{r}");
-        assert_eq!(keys(e), sorted(MEASURED_KEYS));
-        assert!(e["scope"].as_str().unwrap().contains("not the wall"));
-        let avg = e["avg_w"].as_f64().unwrap();
-        assert!((avg - watts).abs() < 1e-9, "{avg}");
-        let j = e["joules"].as_f64().unwrap();
-        assert!((j - watts * e["window_s"].as_f64().unwrap()).abs() < 1e-9);
-        let jpt = e["j_per_token"].as_f64().unwrap();
-        assert!((jpt - j / e["tokens"].as_f64().unwrap()).abs() < 1e-12);
-        assert!((e["idle_w"].as_f64().unwrap() - watts).abs() < 1e-9);
-        // Constant power: the idle-subtracted energy is zero (within rounding).
-        assert!(e["j_per_token_idle_subtracted"].as_f64().unwrap().abs() < 1e-9);
-        assert_eq!(r["temp_c"].as_f64(), Some(50.5));
-        // Throttling occurred since boot (bits 16, 18) but is not active: still valid.
-        assert_eq!(r["throttled"]["throttled_occurred"], true);
-        assert_eq!(r["valid"], true);
-    }
     // With --bandwidth every repetition has a window of its own (the streaming reads between
-    // them left out) and the test's energy is their sum: same power, same tokens.
-    let recs = bench_json(&[
-        "--energy",
-        "pmic",
-        "--idle-secs",
-        "0.15",
-        "--sysroot",
-        &dir.s(),
-        "--vcgencmd",
-        &vc,
-        "--bandwidth",
-    ]);
-    assert_eq!(recs.len(), 4);
-    for r in &recs {
-        let e = &r["energy"];
-        assert_eq!(e["method"], "pmic", "{r}");
-        let (j, w) = (e["joules"].as_f64().unwrap(), e["window_s"].as_f64().unwrap());
-        assert!((e["avg_w"].as_f64().unwrap() - watts).abs() < 1e-9);
-        assert!((j - watts * w).abs() < 1e-9);
-        assert_eq!(e["tokens"].as_u64(), Some(2 * if r["test"] == "pp8" { 8 } else { 4 }));
-        // At least two readings per window, two windows.
-        assert!(e["samples"].as_u64().unwrap() >= 4, "{e}");
-        assert!(r["bandwidth_gbps"].as_f64().unwrap() > 0.1);
+    // them left out) and the test's energy is their sum: the same power and tokens either way.
+    for extra in [&[][..], &["--bandwidth"]] {
+        let root = dir.s();
+        let mut args =
+            vec!["--energy", "pmic", "--idle-secs", "0.15", "--sysroot", &root, "--vcgencmd", &vc];
+        args.extend_from_slice(extra);
+        let recs = bench_json(&args);
+        assert_eq!(recs.len(), 4);
+        for r in &recs {
+            let e = &r["energy"];
+            assert_eq!(e["method"], "pmic", "{r}");
+            assert_eq!(keys(e), sorted(MEASURED_KEYS));
+            assert!(e["scope"].as_str().unwrap().contains("not the wall"));
+            let avg = e["avg_w"].as_f64().unwrap();
+            assert!((avg - watts).abs() < 1e-9, "{avg}");
+            let j = e["joules"].as_f64().unwrap();
+            assert!((j - watts * e["window_s"].as_f64().unwrap()).abs() < 1e-9);
+            let jpt = e["j_per_token"].as_f64().unwrap();
+            assert!((jpt - j / e["tokens"].as_f64().unwrap()).abs() < 1e-12);
+            assert_eq!(e["tokens"].as_u64(), Some(2 * if r["test"] == "pp8" { 8 } else { 4 }));
+            // At least two readings per window.
+            assert!(e["samples"].as_u64().unwrap() >= 2 * (1 + extra.len() as u64), "{e}");
+            assert!((e["idle_w"].as_f64().unwrap() - watts).abs() < 1e-9);
+            // Constant power: the idle-subtracted energy is zero (within rounding).
+            assert!(e["j_per_token_idle_subtracted"].as_f64().unwrap().abs() < 1e-9);
+            assert_eq!(r["temp_c"].as_f64(), Some(50.5));
+            // Throttling occurred since boot (bits 16, 18) but is not active: still valid.
+            assert_eq!(r["throttled"]["throttled_occurred"], true);
+            assert_eq!(r["valid"], true);
+            assert_eq!(r["bandwidth_gbps"].is_null(), extra.is_empty());
+        }
     }
 }
 
