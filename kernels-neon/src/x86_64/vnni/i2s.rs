@@ -30,8 +30,8 @@ use core::arch::x86_64::*;
 
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS, panel_tile};
 use crate::reference;
-use crate::shape::{self, TOKEN_CHUNK, sum_i8};
-use crate::x86_64::avx2::i2s::{hsum, load32};
+use crate::shape::{self, TOKEN_CHUNK};
+use crate::x86_64::avx2::i2s::{hsum, load32, sum_q};
 
 /// Largest `|x · q|` in the GEMV: the unshifted top sub-group, `(2 << 6) · 128`.
 const MAX_ABS_PRODUCT_GEMV: usize = (2 << 6) * 128;
@@ -112,7 +112,7 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
         }
         r = stop;
     }
-    let qsum = sum_i8(q);
+    let qsum = sum_q(q);
     for o in out.iter_mut() {
         *o = o.wrapping_sub(qsum);
     }
