@@ -178,9 +178,9 @@ impl HeadPlace {
     /// The head (the tied f16 embedding) is the largest tensor decode reads per token: 656 MB of
     /// the 2B4T model's 1.18 GB. Streamed from the file's 4 KiB pages, every page is a TLB miss
     /// (a nested page walk in a VM); from the arena's huge pages it is not. On the 2-vCPU Zen 4
-    /// guest the f16 GEMV over the head read at 0.86–0.91 of a streaming read at 1 thread from
-    /// the file's pages and 0.94–0.99 from huge pages; at 2 threads, when the guest's bandwidth
-    /// was high (49–53 GB/s), 0.74–0.84 against 0.88–0.99. Anonymous 4 KiB pages gave no gain,
+    /// guest the f16 GEMV over the head read at 0.81–0.91 of a streaming read at 1 thread from
+    /// the file's pages and 0.92–0.99 from huge pages; at 2 threads, when the guest's bandwidth
+    /// was high (49–57 GB/s), 0.74–0.84 against 0.88–0.99. Anonymous 4 KiB pages gave no gain,
     /// so without huge pages the copy would only cost load time.
     pub fn copies(self) -> bool {
         match self {
