@@ -15,7 +15,7 @@ use core::arch::x86_64::*;
 
 use crate::formats::i2s::{BLOCK, BLOCK_BYTES};
 use crate::reference;
-use crate::shape::{self, sum_i8};
+use crate::shape;
 
 /// Tokens per GEMM tile (they share the decoded weights).
 const GEMM_TOKENS: usize = 4;
@@ -240,6 +240,7 @@ unsafe fn gemm_tile<const T: usize>(w: *const u8, q: *const i8, k: usize) -> [i3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::sum_i8;
 
     #[test]
     fn sum_q_matches_the_scalar_sum() {
