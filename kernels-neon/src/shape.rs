@@ -122,18 +122,18 @@ pub(crate) fn gemm_rows<'w>(
     Some(rows_of(w, k, row0, out_len / n))
 }
 
-/// Validates the weights of a call over a whole tensor in [`crate::formats::i2s::Layout::Panels`]
+/// Validates the weights of a call over a whole tensor in [`crate::formats::i2s::Layout::Lanes`]
 /// (`k % 128 == 0`, `k > 0`) and returns its row count `m = w.len() / (k/4)`.
 ///
 /// # Panics
 /// If `w.len()` is not a whole number of rows, or rows `row0 .. row0 + rows` are not all in it.
 #[inline]
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn panel_rows(w: &[u8], k: usize, row0: usize, rows: usize) -> usize {
+pub(crate) fn whole_rows(w: &[u8], k: usize, row0: usize, rows: usize) -> usize {
     let rb = k / 4;
     assert!(
         w.len().is_multiple_of(rb),
-        "i2s (panels): w must be the whole tensor, a multiple of k/4 = {rb} bytes (got {})",
+        "i2s (lanes): w must be the whole tensor, a multiple of k/4 = {rb} bytes (got {})",
         w.len()
     );
     let m = w.len() / rb;

@@ -242,14 +242,24 @@ pub fn check_gemv_shapes(ks: &KernelSet) {
             check_gemv_case(ks, k, 6, 0, 6, vc, true);
         }
     }
-    // Taller than the panel layout's 32-row tiles, with a short last tile: row ranges that start,
-    // end and cross inside tiles.
+    // Taller than the lane layout's 16-row groups, with a short last group (6, 12 or 9 rows, so
+    // both below and above half a group): row ranges that start, end and cross inside groups.
     for &k in &[128, 640, 2560] {
-        for (row0, rows) in [(0, 70), (13, 50), (30, 4), (31, 39), (64, 6)] {
+        for (m, row0, rows) in [
+            (70, 0, 70),
+            (70, 13, 50),
+            (70, 30, 4),
+            (70, 31, 39),
+            (70, 64, 6),
+            (44, 0, 44),
+            (44, 35, 9),
+            (25, 0, 25),
+            (25, 17, 8),
+        ] {
             check_gemv_case(
                 ks,
                 k,
-                70,
+                m,
                 row0,
                 rows,
                 (Fill::Random(3), Fill::Random(k as u64)),
@@ -293,8 +303,8 @@ pub fn check_saturation(ks: &KernelSet) {
             assert_eq!(got4, [e; 10], "{}: saturated gemm k={k} w={wv} q={qv}", ks.info.name);
         }
     }
-    // The longest rows a tier's accumulators are proved for (the VNNI GEMV's unshifted top
-    // sub-group reaches exactly −2^31 here), and one block beyond, where tiers fall back.
+    // The longest rows a tier's accumulators are proved for (|Σ c·q| reaches 2^30 here), and one
+    // block beyond, where tiers fall back.
     for k in [1 << 22, (1 << 22) + 128] {
         for (wv, qv) in [(1i8, -128i8), (1, 127)] {
             let w = in_layout(ks, &pack_i2s(&vec![wv; k]), k);
@@ -320,9 +330,9 @@ pub fn check_gemm_shapes(ks: &KernelSet) {
     for &k in K_UNBLOCKED {
         check_gemm_case(ks, k, 3, 1, 2, 5, (Fill::Random(1), Fill::Random(2)));
     }
-    // Across the panel layout's 32-row tiles (a 4-row GEMM tile from row 30 would straddle one).
-    for (row0, rows) in [(30, 38), (0, 70), (61, 9)] {
-        check_gemm_case(ks, 640, 70, row0, rows, 5, (Fill::Random(4), Fill::Random(5)));
+    // Across the lane layout's 16-row groups, starting and ending inside them.
+    for (m, row0, rows) in [(70, 30, 38), (70, 0, 70), (70, 61, 9), (44, 0, 44), (25, 19, 6)] {
+        check_gemm_case(ks, 640, m, row0, rows, 5, (Fill::Random(4), Fill::Random(5)));
     }
     // n = 0 and an empty output.
     let w = pack_i2s(&weights(Fill::Random(1), 256));

@@ -526,13 +526,13 @@ fn quantize(ks: &KernelSet, x: &[f32], k: usize, n: usize, xq: &mut [i8], xs: &m
     }
 }
 
-/// Rows per parallel task unit: a whole row tile of the panel layout, so a task's rows are one
+/// Rows per parallel task unit: a whole row group of the lane layout, so a task's rows are one
 /// contiguous run (row ranges stay aligned for the SIMD kernels too).
-const ROW_ALIGN: usize = tern_kernels::formats::i2s::PANEL_ROWS;
+const ROW_ALIGN: usize = tern_kernels::formats::i2s::LANE_ROWS;
 
 /// Tasks per thread of a large GEMV: one share each, contiguous, and the work stealing of
 /// [`for_rows`] evens out the end. Each thread then streams one contiguous share of every tensor
-/// (with the panel layout's row tiles, one run of memory). On the 2-vCPU Zen 4 guest, decode at 2
+/// (with the lane layout's row groups, one run of memory). On the 2-vCPU Zen 4 guest, decode at 2
 /// threads (static shares, before stealing) ran faster with 1 task per thread than with 4 (32–36
 /// against 29–32 tok/s when the guest's bandwidth was high, 24–27 against 22–25 when low), and 8
 /// or 16 were slower still: more, shorter streams to restart and more claims.

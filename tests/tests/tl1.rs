@@ -214,10 +214,10 @@ fn logits_of(e: &mut Engine<'_>, par: &dyn Parallel, ids: &[u32]) -> Vec<f32> {
 }
 
 #[test]
-fn panel_layout_gives_the_same_logits_on_every_set() {
-    // I2_S tensors copied into the arena in panel order at load (what the vnni set asks for; TL1
+fn lane_layout_gives_the_same_logits_on_every_set() {
+    // I2_S tensors copied into the arena in lane order at load (what the vnni set asks for; TL1
     // tensors repacked straight into it), then computed by every set this CPU runs: with its own
-    // kernels when it reads panels, otherwise with the scalar kernels of that layout (as after
+    // kernels when it reads lanes, otherwise with the scalar kernels of that layout (as after
     // `tern bench` swaps in the reference kernels for its gate). Bit-identical to the I2_S file
     // read in its own order.
     let ids = &prompt_ids()[0];
@@ -228,11 +228,11 @@ fn panel_layout_gives_the_same_logits_on_every_set() {
         let c = Config::from_gguf(&g).unwrap();
         for k in Tier::ALL.iter().filter_map(|&t| KernelSet::for_tier(f, t)) {
             if k.info.tier == Tier::Tl1 {
-                continue; // computes TL1 layers in place: nothing to put in panel order
+                continue; // computes TL1 layers in place: nothing to put in lane order
             }
             let mut w = Weights::from_gguf(&g, &c).unwrap();
             w.prepare_for(&k);
-            w.i2s_layout = i2s::Layout::Panels;
+            w.i2s_layout = i2s::Layout::Lanes;
             assert_eq!(
                 w.repack_bytes(),
                 w.layers.len() * {
@@ -249,13 +249,13 @@ fn panel_layout_gives_the_same_logits_on_every_set() {
                         for lin in e.weights.linears(l) {
                             assert!(matches!(
                                 lin.data,
-                                LinearData::I2s { layout: i2s::Layout::Panels, .. }
+                                LinearData::I2s { layout: i2s::Layout::Lanes, .. }
                             ));
                         }
                     }
                     logits_of(e, par, ids)
                 });
-                let what = format!("panels, {}, {} threads", k.info.name, par.threads());
+                let what = format!("lanes, {}, {} threads", k.info.name, par.threads());
                 assert_bits_eq(&got, &want, &what);
             }
         }

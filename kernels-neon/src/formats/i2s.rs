@@ -68,32 +68,31 @@ pub const fn code_of_value(w: i8) -> u8 {
     }
 }
 
-/// Blocks per column panel of [`Layout::Panels`].
-pub const PANEL_BLOCKS: usize = 4;
-/// Rows per row tile of [`Layout::Panels`].
-pub const PANEL_ROWS: usize = 32;
+/// Rows per row group of [`Layout::Lanes`]: one row per i32 lane of a 512-bit register.
+pub const LANE_ROWS: usize = 16;
 
-/// The row tile of [`Layout::Panels`] that holds row `r` of an `m`-row tensor: its first row and
-/// its height ([`PANEL_ROWS`], or fewer for the last tile). `r < m`.
+/// The row group of [`Layout::Lanes`] that holds row `r` of an `m`-row tensor: its first row and
+/// its height ([`LANE_ROWS`], or fewer for the last group). `r < m`.
 #[inline(always)]
-pub const fn panel_tile(m: usize, r: usize) -> (usize, usize) {
-    let t0 = r - r % PANEL_ROWS;
-    (t0, if m - t0 < PANEL_ROWS { m - t0 } else { PANEL_ROWS })
+pub const fn lane_group(m: usize, r: usize) -> (usize, usize) {
+    let g0 = r - r % LANE_ROWS;
+    (g0, if m - g0 < LANE_ROWS { m - g0 } else { LANE_ROWS })
 }
 
-/// The order of an I2_S tensor's 32-byte blocks in memory. The bytes of a block are the same in
-/// every layout; only where block `b` of row `r` sits differs.
+/// The order of an I2_S tensor's bytes in memory. The bytes themselves (four 2-bit codes each)
+/// are the same in every layout; only where byte `j` of row `r` sits differs.
 ///
-/// - [`Layout::Published`]: the file's order, row after row (block `b` of row `r` at
-///   `32 · (r·K/128 + b)`).
-/// - [`Layout::Panels`]: row tiles of [`PANEL_ROWS`] rows (the last one shorter when `m` is not
-///   a multiple), one after the other; inside a tile of `h` rows, column panels of
-///   [`PANEL_BLOCKS`] blocks (512 weights) — panel `p` holds blocks `4p .. 4p+4` of the tile's
-///   first row, then of its second, …, of its row `h − 1`; the last panel is narrower when
-///   `K/128` is not a multiple of 4. A GEMV then keeps one panel's 512 activations in registers
-///   and streams the weights with no activation loads (see `x86_64::vnni`), and the rows of a
-///   whole number of tiles — a thread's share — are one contiguous run of memory, read front to
-///   back. Only defined for `K % 128 == 0`; other tensors keep the published order
+/// - [`Layout::Published`]: the file's order, row after row (byte `j` of row `r` at
+///   `r·K/4 + j`).
+/// - [`Layout::Lanes`]: row groups of [`LANE_ROWS`] rows (the last one shorter when `m` is not
+///   a multiple), one after the other; a group of `h` rows is the transpose of its `h × K/16`
+///   matrix of 4-byte words: word `c` (bytes `4c .. 4c+4` of a published row) of the group's
+///   first row, of its second, …, of its row `h − 1`, then word `c + 1`. One 64-byte load then
+///   gives the same word of 16 rows, one per i32 lane, and `vpdpbusd` against a broadcast of
+///   the 4 activations that word's sub-group `g` multiplies (`q[128·(c/8) + 32g + 4·(c%8) ..]`)
+///   adds each row's four products to its own lane: no reduction across lanes, and a thread's
+///   share of whole groups is one contiguous run of memory, read front to back (see
+///   `x86_64::vnni`). Only defined for `K % 128 == 0`; other tensors keep the published order
 ///   ([`Layout::of`]).
 ///
 /// Every layout has the same size (`m·K/4` bytes); [`relayout`] converts a published tensor.
@@ -102,9 +101,8 @@ pub enum Layout {
     /// Row after row (the GGUF file's order).
     #[default]
     Published,
-    /// Row tiles of [`PANEL_ROWS`] rows, each in column panels of [`PANEL_BLOCKS`] blocks, row
-    /// after row within a panel.
-    Panels,
+    /// Row groups of [`LANE_ROWS`] rows, each the transpose of its matrix of 4-byte words.
+    Lanes,
 }
 
 impl Layout {
@@ -112,24 +110,21 @@ impl Layout {
     /// [`Layout::Published`] unless `k` is a whole number of blocks.
     pub const fn of(self, k: usize) -> Layout {
         match self {
-            Layout::Panels if k.is_multiple_of(BLOCK) && k > 0 => Layout::Panels,
+            Layout::Lanes if k.is_multiple_of(BLOCK) && k > 0 => Layout::Lanes,
             _ => Layout::Published,
         }
     }
 
-    /// Byte offset of block `b` (`b < k/128`) of row `r` in an `m`-row tensor of row length
-    /// `k`, for `k % 128 == 0` (the published layout also for other `k`, through [`locate`]).
+    /// Offset of byte `j` (`j < k/4`) of row `r` of an `m × k` tensor (`k % 128 == 0` for
+    /// [`Layout::Lanes`]).
     #[inline(always)]
-    pub const fn block_offset(self, m: usize, k: usize, r: usize, b: usize) -> usize {
-        let nb = k / BLOCK;
-        match self {
-            Layout::Published => (r * nb + b) * BLOCK_BYTES,
-            Layout::Panels => {
-                // The tiles before row `r`'s are full.
-                let (t0, h) = panel_tile(m, r);
-                let first = b - b % PANEL_BLOCKS;
-                let width = if nb - first < PANEL_BLOCKS { nb - first } else { PANEL_BLOCKS };
-                (t0 * nb + first * h + (r - t0) * width + (b - first)) * BLOCK_BYTES
+    pub const fn byte_offset(self, m: usize, k: usize, r: usize, j: usize) -> usize {
+        match self.of(k) {
+            Layout::Published => r * (k / 4) + j,
+            Layout::Lanes => {
+                // The groups before row `r`'s are full.
+                let (g0, h) = lane_group(m, r);
+                g0 * (k / 4) + ((j / 4) * h + (r - g0)) * 4 + j % 4
             }
         }
     }
@@ -139,9 +134,9 @@ impl Layout {
     pub const fn locate(self, m: usize, k: usize, r: usize, c: usize) -> (usize, u32) {
         match self.of(k) {
             Layout::Published => locate(r * k + c),
-            Layout::Panels => {
-                let j = c % BLOCK;
-                (self.block_offset(m, k, r, c / BLOCK) + j % 32, 6 - 2 * (j / 32) as u32)
+            Layout::Lanes => {
+                let (j, shift) = locate(c);
+                (self.byte_offset(m, k, r, j), shift)
             }
         }
     }
@@ -159,16 +154,16 @@ pub fn relayout(src: &[u8], m: usize, k: usize, layout: Layout, dst: &mut [u8]) 
         dst.copy_from_slice(src);
         return;
     }
-    let nb = k / BLOCK;
-    let mut o = 0;
-    for t0 in (0..m).step_by(PANEL_ROWS) {
-        let (_, h) = panel_tile(m, t0);
-        for b0 in (0..nb).step_by(PANEL_BLOCKS) {
-            let width = core::cmp::min(PANEL_BLOCKS, nb - b0) * BLOCK_BYTES;
-            for r in t0..t0 + h {
-                let s = (r * nb + b0) * BLOCK_BYTES;
-                dst[o..o + width].copy_from_slice(&src[s..s + width]);
-                o += width;
+    let rb = k / 4;
+    for g0 in (0..m).step_by(LANE_ROWS) {
+        let (_, h) = lane_group(m, g0);
+        let group = &src[g0 * rb..(g0 + h) * rb];
+        let out = &mut dst[g0 * rb..(g0 + h) * rb];
+        // Word c of row i goes to word c·h + i.
+        for (i, row) in group.chunks_exact(rb).enumerate() {
+            for (c, word) in row.chunks_exact(4).enumerate() {
+                let o = (c * h + i) * 4;
+                out[o..o + 4].copy_from_slice(word);
             }
         }
     }
@@ -243,20 +238,20 @@ mod tests {
     }
 
     #[test]
-    fn panels_relayout_matches_locate() {
-        // Every weight lands where `Layout::locate` says, for full and narrow last panels.
-        // m > PANEL_ROWS: whole tiles and a short last one.
+    fn lanes_relayout_matches_locate() {
+        // Every weight lands where `Layout::locate` says: whole groups, a short last one, and a
+        // tensor shorter than one group.
         let shapes = [(3usize, 128usize), (5, 512), (4, 640), (7, 896), (2, 2560), (3, 6912)];
-        for (m, k) in shapes.into_iter().chain([(32, 256), (33, 640), (70, 896), (65, 6912)]) {
+        for (m, k) in shapes.into_iter().chain([(16, 256), (17, 640), (40, 896), (33, 6912)]) {
             let w: std::vec::Vec<i8> =
                 (0..m * k).map(|i| ((i * 7 + i / 5) % 3) as i8 - 1).collect();
             let mut p = std::vec![0u8; m * k / 4];
             pack(&w, &mut p);
             let mut d = std::vec![0u8; m * k / 4];
-            relayout(&p, m, k, Layout::Panels, &mut d);
+            relayout(&p, m, k, Layout::Lanes, &mut d);
             for r in 0..m {
                 for c in 0..k {
-                    let (byte, shift) = Layout::Panels.locate(m, k, r, c);
+                    let (byte, shift) = Layout::Lanes.locate(m, k, r, c);
                     assert_eq!(
                         value_of_code((d[byte] >> shift) & 3),
                         w[r * k + c],
@@ -266,22 +261,15 @@ mod tests {
                 }
             }
         }
-        // Panel p of a tile of h rows starts at 4·32·h·p; rows are contiguous inside it.
-        assert_eq!(Layout::Panels.block_offset(10, 2560, 0, 4), 4 * 32 * 10);
-        assert_eq!(Layout::Panels.block_offset(10, 2560, 3, 5), 4 * 32 * 10 + 3 * 128 + 32);
-        // 6912 = 54 blocks: the last panel (blocks 52, 53) is 2 blocks wide.
-        assert_eq!(Layout::Panels.block_offset(10, 6912, 1, 53), 52 * 32 * 10 + 64 + 32);
-        // Tiles: row 40 of 70 is row 8 of the second (full) tile, which starts after 32 rows;
-        // rows 64..70 form a last tile of 6.
-        let row_bytes = 2560 / 4;
-        assert_eq!(
-            Layout::Panels.block_offset(70, 2560, 40, 5),
-            32 * row_bytes + 4 * 32 * 32 + 8 * 128 + 32
-        );
-        assert_eq!(Layout::Panels.block_offset(70, 2560, 65, 4), 64 * row_bytes + 4 * 32 * 6 + 128);
-        assert_eq!(PANEL_ROWS, 32, "the offsets above assume 32-row tiles");
-        assert_eq!(Layout::Panels.of(100), Layout::Published);
-        assert_eq!(Layout::Panels.of(256), Layout::Panels);
+        // Word c of row i of a full group sits at 64c + 4i: 16 rows' word c in one 64-byte run.
+        assert_eq!(Layout::Lanes.byte_offset(40, 2560, 3, 4 * 5 + 2), 64 * 5 + 4 * 3 + 2);
+        // Row 20 of 40 is row 4 of the second (full) group, which starts after 16 rows.
+        assert_eq!(Layout::Lanes.byte_offset(40, 2560, 20, 4 * 7), 16 * 640 + 64 * 7 + 16);
+        // Rows 32..40 form a last group of 8: word c of its row i at 32c + 4i.
+        assert_eq!(Layout::Lanes.byte_offset(40, 2560, 33, 4 * 9 + 1), 32 * 640 + 32 * 9 + 4 + 1);
+        assert_eq!(LANE_ROWS, 16, "the offsets above assume 16-row groups");
+        assert_eq!(Layout::Lanes.of(100), Layout::Published);
+        assert_eq!(Layout::Lanes.of(256), Layout::Lanes);
     }
 
     #[test]

@@ -109,23 +109,23 @@ pub fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [
     }
 }
 
-/// [`i2s_gemv`] over a tensor in [`i2s::Layout::Panels`] (the whole tensor: `w.len()` is
+/// [`i2s_gemv`] over a tensor in [`i2s::Layout::Lanes`] (the whole tensor: `w.len()` is
 /// exactly `m·k/4`, which gives `m`). Tensors whose `k` is not a multiple of 128 are published.
 ///
 /// # Panics
 /// If `q.len() != k` or `w` is too short for the requested rows.
-pub fn i2s_gemv_panels(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
+pub fn i2s_gemv_lanes(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
     assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
     for (i, o) in out.iter_mut().enumerate() {
-        *o = dot_in(i2s::Layout::Panels, w, k, row0 + i, q);
+        *o = dot_in(i2s::Layout::Lanes, w, k, row0 + i, q);
     }
 }
 
-/// [`i2s_gemm`] over a tensor in [`i2s::Layout::Panels`] (as [`i2s_gemv_panels`]).
+/// [`i2s_gemm`] over a tensor in [`i2s::Layout::Lanes`] (as [`i2s_gemv_lanes`]).
 ///
 /// # Panics
 /// If `q.len() != n*k`, `out.len() % n != 0` or `w` is too short.
-pub fn i2s_gemm_panels(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
+pub fn i2s_gemm_lanes(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
     assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
     if n == 0 {
         return;
@@ -133,7 +133,7 @@ pub fn i2s_gemm_panels(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out:
     assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
     for (i, orow) in out.chunks_exact_mut(n).enumerate() {
         for (t, o) in orow.iter_mut().enumerate() {
-            *o = dot_in(i2s::Layout::Panels, w, k, row0 + i, &q[t * k..(t + 1) * k]);
+            *o = dot_in(i2s::Layout::Lanes, w, k, row0 + i, &q[t * k..(t + 1) * k]);
         }
     }
 }
@@ -156,7 +156,7 @@ pub fn i2s_kernels_for(
 ) -> (crate::dispatch::I2sGemvFn, crate::dispatch::I2sGemmFn) {
     match layout {
         i2s::Layout::Published => (i2s_gemv, i2s_gemm),
-        i2s::Layout::Panels => (i2s_gemv_panels, i2s_gemm_panels),
+        i2s::Layout::Lanes => (i2s_gemv_lanes, i2s_gemm_lanes),
     }
 }
 

@@ -1,26 +1,25 @@
-//! AVX-512 VNNI I2_S GEMV and GEMM over [`Layout::Panels`] (the runtime relayouts I2_S tensors
+//! AVX-512 VNNI I2_S GEMV and GEMM over [`Layout::Lanes`] (the runtime relayouts I2_S tensors
 //! at load for this tier: `KernelSet::i2s_layout`), bit-exact with
-//! [`crate::reference::i2s_gemv_panels`] / [`crate::reference::i2s_gemm_panels`].
+//! [`crate::reference::i2s_gemv_lanes`] / [`crate::reference::i2s_gemm_lanes`].
 //!
-//! Orientation: VNNI twins of the reference kernels over the panel layout.
+//! Orientation: VNNI twins of the reference kernels over the lane layout.
 //!
-//! A 128-weight block is one 32-byte vector whose sub-group `g` sits in bits `7−2g .. 6−2g` of
-//! every byte, lined up with the 32 activations at `q[128b + 32g]` (see [`crate::formats::i2s`]).
-//! `vpdpbusd(acc, u8 x, i8 q)` adds four exact u8·i8 products to each i32 lane.
+//! In [`Layout::Lanes`] one 64-byte load gives the same 4-byte word `c` of 16 rows, one row per
+//! i32 lane. Byte `i` of word `c` holds, in bits `7−2g .. 6−2g`, the code of weight
+//! `128·(c/8) + 32g + 4·(c%8) + i` (the published block order, see [`crate::formats::i2s`]), so
+//! `vpdpbusd(acc, codes_g, broadcast(q[128·(c/8) + 32g + 4·(c%8) ..][..4]))` adds each row's four
+//! products of sub-group `g` to its own lane: no reduction across lanes, ever.
 //!
-//! - **GEMV** (memory-bound): one panel at a time, its 512 activations in 16 registers, the
-//!   panel's rows streamed in order (128 bytes each, the weights' only memory traffic). Sub-group
-//!   `g` is only masked, never shifted: `x = w & (3 << 6−2g)` is `c · 4^(3−g)`, so accumulator
-//!   `g` holds `4^(3−g) · Σ c·q` exactly and an arithmetic shift recovers `Σ c·q` (4 `vpand` + 4
-//!   `vpdpbusd` per block, 6 more per row and panel). Eight rows' sums are reduced together
-//!   (`vphaddd` tree) and added to `out`, but the row loop itself stays rolled and has no
-//!   software prefetch: the hardware prefetcher follows it (see [`panel`]). In the published
-//!   layout the same loop re-read 128 activation bytes from L1 per 32 weight bytes, and a Zen 4
-//!   core then streamed 16–21 GB/s from DRAM against 27–30 for a plain read (see
-//!   `examples/bw.rs`).
-//! - **GEMM** (compute-bound): the codes are shifted down once per block and shared by
-//!   [`GEMM_TOKENS`] tokens × [`GEMM_ROWS`] rows, one accumulator per (row, token); each block's
-//!   address comes from [`Layout::block_offset`].
+//! - **GEMV** (memory-bound): the activations are first permuted (per chunk of [`KC`]) so that
+//!   word `c`'s four broadcasts are the 16 bytes at `16c`; then each 16-row group streams its
+//!   words front to back, two 64-byte loads per iteration (a stride the hardware prefetcher
+//!   follows). Sub-group `g` is only masked, never shifted: `x = w & (3 << 6−2g)` is
+//!   `c · 4^(3−g)`, so accumulator `g` holds `4^(3−g) · Σ c·q` exactly and an arithmetic shift
+//!   recovers `Σ c·q` — 1 load, 4 `vpand` and 4 `vpdpbusd` (broadcast operand from L1) per
+//!   256 weights. The panel layout this replaced reduced 8 lanes per row and panel (60
+//!   instructions per 512 weights on 256-bit registers against 18 here).
+//! - **GEMM** (compute-bound): the codes of a word are shifted down once and shared by
+//!   [`GEMM_TOKENS`] tokens, two accumulators per token (sub-groups 0/2 and 1/3), 16 rows at once.
 //!
 //! The result is `Σ c·q − Σ q`. `K % 128 != 0` (never relayouted), or K beyond [`MAX_K`], falls
 //! back to the reference. Codes are assumed valid (a code 3 gives a wrong value, never UB:
@@ -28,89 +27,112 @@
 
 use core::arch::x86_64::*;
 
-use crate::formats::i2s::{BLOCK, BLOCK_BYTES, Layout, PANEL_BLOCKS, panel_tile};
+use crate::formats::i2s::{BLOCK, LANE_ROWS, lane_group};
 use crate::reference;
 use crate::shape::{self, TOKEN_CHUNK};
-use crate::x86_64::avx2::i2s::{hsum, load32, sum_q};
+use crate::x86_64::avx2::i2s::sum_q;
 
 /// Largest `|x · q|` in the GEMV: the unshifted top sub-group, `(2 << 6) · 128`.
 const MAX_ABS_PRODUCT_GEMV: usize = (2 << 6) * 128;
-/// Products per i32 lane per block: one `vpdpbusd` adds 4.
-const PRODUCTS_PER_BLOCK: usize = 4;
+/// Products per i32 lane per word: one `vpdpbusd` adds 4.
+const PRODUCTS_PER_WORD: usize = 4;
 /// Longest rows the kernels take (longer ones go to the reference).
 pub(crate) const MAX_K: usize = 1 << 22;
-// Bound proofs. GEMV: a sub-group accumulator lives for one panel (≤ 4 blocks) and stays tiny;
-// `out` then sums `Σ c·q` over the whole row, |Σ c·q| ≤ 2 · 128 · K.
-const _: () =
-    assert!(PANEL_BLOCKS * PRODUCTS_PER_BLOCK * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize);
+/// Activations per GEMV chunk (the permuted copy lives on the stack). Rows up to this long (every
+/// supported model but Falcon3-10B's 23040-wide FFN) are one chunk, so a group's words are read
+/// in one run: with 4096, the 6912-wide down projection was read as 16 KiB and 11 KiB pieces of
+/// every group in two passes, and decode's I2_S GEMVs ran at ~70 % of a streaming read.
+const KC: usize = 16384;
+// Bound proofs. GEMV: each of the 2 × 4 accumulators sees every other word of one chunk
+// (KC/32 words of 4 products) and lives for that chunk only; their sum per sub-group is then
+// shifted down, and `out` sums `Σ c·q` over the whole row, |Σ c·q| ≤ 2 · 128 · K.
+const _: () = assert!(KC.is_multiple_of(BLOCK));
+const _: () = assert!(2 * (KC / 32) * PRODUCTS_PER_WORD * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize);
 const _: () = assert!(2 * 128 * MAX_K <= i32::MAX as usize);
-// GEMM: shifted codes (≤ 2) times q (≥ −128), 4 sub-groups × 4 products per block per lane.
-const _: () = assert!((MAX_K / BLOCK) * 4 * PRODUCTS_PER_BLOCK * 2 * 128 <= i32::MAX as usize);
+// GEMM: shifted codes (≤ 2) times q (≥ −128), over the whole row.
+const _: () = assert!(2 * 128 * MAX_K <= i32::MAX as usize);
 
-/// Rows per GEMM tile (they share the activation loads). Zen 4, one thread, 64 tokens of
-/// 2560-wide rows in cache (`examples/bw.rs`): 2 × 4 tiles 0.74 GB/s of weights, 4 × 4 0.82
-/// (2.25 cycles per 32-byte block and token, against the 2 of `vpdpbusd` throughput).
-const GEMM_ROWS: usize = 4;
-/// Tokens per GEMM tile (they share the decoded weights).
-const GEMM_TOKENS: usize = 4;
-/// Rows whose sums are reduced together.
-const GROUP: usize = 8;
+/// Tokens per GEMM tile (they share the decoded weights): 16 accumulators, 4 code vectors.
+const GEMM_TOKENS: usize = 8;
 
-/// VNNI [`crate::dispatch::I2sGemvFn`] over [`Layout::Panels`]; `w` is the whole tensor
+/// VNNI [`crate::dispatch::I2sGemvFn`] over [`Layout::Lanes`]; `w` is the whole tensor
 /// (exactly `m · k / 4` bytes).
 ///
 /// # Panics
 /// If `q.len() != k` or `w` does not hold the requested rows.
+///
+/// [`Layout::Lanes`]: crate::formats::i2s::Layout::Lanes
 pub(crate) fn i2s_gemv(w: &[u8], k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
     if k == 0 || !k.is_multiple_of(BLOCK) || k > MAX_K {
-        return reference::i2s_gemv_panels(w, k, row0, q, out);
+        return reference::i2s_gemv_lanes(w, k, row0, q, out);
     }
     assert_eq!(q.len(), k, "i2s_gemv: q.len() != k");
-    let m = shape::panel_rows(w, k, row0, out.len());
-    // SAFETY: shapes checked above; VNNI/VL/AVX2 present because only `vnni::plug` installs
+    let m = shape::whole_rows(w, k, row0, out.len());
+    // SAFETY: shapes checked above; VNNI/F/BW present because only `vnni::plug` installs
     // this fn (module doc).
     unsafe { gemv_impl(w, m, k, row0, q, out) }
+}
+
+/// 64-byte aligned bytes.
+#[repr(C, align(64))]
+struct Aligned<const N: usize>([u8; N]);
+
+/// Writes the `kc` activations `q` (`kc % 128 == 0`) in word order: word `c`'s four
+/// sub-group broadcasts, `q[128·(c/8) + 32g + 4·(c%8) ..][..4]` for `g = 0..4`, at `16c + 4g`.
+fn permute(q: &[i8], out: &mut [u8]) {
+    for (qb, ob) in q.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK)) {
+        for d in 0..8 {
+            for g in 0..4 {
+                let (s, o) = (32 * g + 4 * d, 16 * d + 4 * g);
+                for i in 0..4 {
+                    ob[o + i] = qb[s + i] as u8;
+                }
+            }
+        }
+    }
 }
 
 /// # Safety
 /// - `k % 128 == 0`, `k <= MAX_K`, `q.len() == k`, `w.len() == m * k / 4`,
 ///   `row0 + out.len() <= m`.
-/// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+/// - The CPU implements AVX2, AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &mut [i32]) {
     debug_assert!(k.is_multiple_of(BLOCK) && q.len() == k && w.len() == m * k / 4);
     debug_assert!(row0 + out.len() <= m);
-    out.fill(0);
-    let nb = k / BLOCK;
-    let (wp, qp) = (w.as_ptr(), q.as_ptr());
+    let rb = k / 4;
     let end = row0 + out.len();
-    let mut r = row0;
-    while r < end {
-        // The row tile holding row r (first row t0, h rows) and the requested rows in it.
-        let (t0, h) = panel_tile(m, r);
-        let stop = core::cmp::min(end, t0 + h);
-        let o = &mut out[r - row0..stop - row0];
-        let mut b = 0;
-        while b < nb {
-            let width = core::cmp::min(PANEL_BLOCKS, nb - b);
-            let base = wp.wrapping_add(Layout::Panels.block_offset(m, k, t0, b));
-            let qb = qp.wrapping_add(b * BLOCK);
-            // The panel of blocks b .. b+width in this tile holds h rows of 32·width bytes at
-            // `base` (Layout::Panels), rows r − t0 .. stop − t0 among them; its activations are
-            // q[128b .. 128(b + width)].
-            match width {
-                // SAFETY: as above, width 4.
-                4 => unsafe { panel::<4>(base, qb, r - t0, o) },
-                // SAFETY: as above, width 3.
-                3 => unsafe { panel::<3>(base, qb, r - t0, o) },
-                // SAFETY: as above, width 2.
-                2 => unsafe { panel::<2>(base, qb, r - t0, o) },
-                // SAFETY: as above, width 1.
-                _ => unsafe { panel::<1>(base, qb, r - t0, o) },
+    let mut perm = Aligned([0u8; KC]);
+    let mut c0 = 0;
+    while c0 < k {
+        let kc = core::cmp::min(KC, k - c0);
+        permute(&q[c0..c0 + kc], &mut perm.0);
+        let words = kc / 16;
+        let mut r = row0;
+        while r < end {
+            // The group holding row r (first row g0, h rows) and the requested rows in it.
+            let (g0, h) = lane_group(m, r);
+            let stop = core::cmp::min(end, g0 + h);
+            // Words c0/16 .. of the group: h·4 bytes each (Layout::Lanes).
+            let base = w.as_ptr().wrapping_add(g0 * rb + (c0 / 16) * h * 4);
+            let v = if h == LANE_ROWS {
+                // SAFETY: the group's `words` words from c0/16 are inside `w`; `perm` holds
+                // 16·words bytes.
+                unsafe { lanes::<true>(base, h, perm.0.as_ptr(), words) }
+            } else {
+                // SAFETY: as above, h·4 bytes per word.
+                unsafe { lanes::<false>(base, h, perm.0.as_ptr(), words) }
+            };
+            let mut lane = [0i32; LANE_ROWS];
+            // SAFETY: `lane` is 64 bytes, written unaligned.
+            unsafe { _mm512_storeu_si512(lane.as_mut_ptr().cast(), v) };
+            let o = &mut out[r - row0..stop - row0];
+            for (o, &s) in o.iter_mut().zip(&lane[r - g0..stop - g0]) {
+                *o = if c0 == 0 { s } else { o.wrapping_add(s) };
             }
-            b += width;
+            r = stop;
         }
-        r = stop;
+        c0 += kc;
     }
     let qsum = sum_q(q);
     for o in out.iter_mut() {
@@ -118,96 +140,64 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
     }
 }
 
-/// Adds `Σ c·q` over one panel of `W` blocks to `out[i]` for the rows `row0 + i`.
-///
-/// A function of its own per width, so that nothing else competes with the row loop for
-/// registers (16 activation vectors, 4 masks, 4 accumulators and the weights).
+/// `Σ c·q` of the group's `h` rows over `words` consecutive words (even), lane `i` for row `i`.
 ///
 /// # Safety
-/// - `base` is valid for `(row0 + out.len()) · 32W` bytes (the panel's rows, 32W bytes each);
-///   `q` for `128W` bytes.
-/// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+/// - `base` is valid for `words · 4h` bytes (`FULL`: `h == 16`), `q` for `16 · words` bytes.
+/// - The CPU implements AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline(never)]
-unsafe fn panel<const W: usize>(base: *const u8, q: *const i8, row0: usize, out: &mut [i32]) {
-    let stride = W * BLOCK_BYTES;
-    let mask = [0xC0u8, 0x30, 0x0C, 0x03].map(|m| _mm256_set1_epi8(m as i8));
-    let mut x = [[_mm256_setzero_si256(); 4]; W];
-    for (b, xb) in x.iter_mut().enumerate() {
-        for (g, v) in xb.iter_mut().enumerate() {
-            // SAFETY: 128b + 32g + 32 <= 128W: inside the panel's activations.
-            *v = unsafe { load32(q.wrapping_add(b * BLOCK + 32 * g)) };
+unsafe fn lanes<const FULL: bool>(base: *const u8, h: usize, q: *const u8, words: usize) -> __m512i {
+    debug_assert!(words.is_multiple_of(2) && (FULL == (h == LANE_ROWS)) && h <= LANE_ROWS);
+    let stride = if FULL { 64 } else { 4 * h };
+    let keep = ((1u32 << h) - 1) as __mmask16;
+    let mask = [0xC0u8, 0x30, 0x0C, 0x03].map(|m| _mm512_set1_epi8(m as i8));
+    let mut a = [[_mm512_setzero_si512(); 4]; 2];
+    let load = |p: *const u8| {
+        if FULL {
+            // SAFETY: a full word of 16 rows, 64 bytes (caller).
+            unsafe { _mm512_loadu_si512(p.cast()) }
+        } else {
+            // SAFETY: the first h lanes are the word's h·4 bytes (caller); the rest are masked
+            // off and never read.
+            unsafe { _mm512_maskz_loadu_epi32(keep, p.cast()) }
         }
-    }
-    // `Σ c·q` of row `r` of the panel in the eight lanes of one vector.
-    macro_rules! row {
-        ($r:expr) => {{
-            let wr = base.wrapping_add(($r) * stride);
-            let mut a = [_mm256_setzero_si256(); 4];
-            for (b, xb) in x.iter().enumerate() {
-                // SAFETY: block b < W of row r: 32 bytes inside the panel (caller).
-                let wv = unsafe { load32(wr.wrapping_add(b * BLOCK_BYTES)) };
-                for g in 0..4 {
-                    a[g] = _mm256_dpbusd_epi32(a[g], _mm256_and_si256(wv, mask[g]), xb[g]);
-                }
+    };
+    // Two words per iteration: each load instruction walks the group 2·stride bytes at a time.
+    let mut c = 0;
+    while c < words {
+        for (u, au) in a.iter_mut().enumerate() {
+            let wv = load(base.wrapping_add((c + u) * stride));
+            let qw = q.wrapping_add(16 * (c + u));
+            for (g, ag) in au.iter_mut().enumerate() {
+                // SAFETY: 16(c + u) + 4g + 4 <= 16·words: inside `q` (caller).
+                let x = unsafe { qw.wrapping_add(4 * g).cast::<i32>().read_unaligned() };
+                *ag = _mm512_dpbusd_epi32(*ag, _mm512_and_si512(wv, mask[g]), _mm512_set1_epi32(x));
             }
-            _mm256_add_epi32(
-                _mm256_add_epi32(_mm256_srai_epi32::<6>(a[0]), _mm256_srai_epi32::<4>(a[1])),
-                _mm256_add_epi32(_mm256_srai_epi32::<2>(a[2]), a[3]),
-            )
-        }};
-    }
-    // One row per iteration, its sum parked in `vs` until a group of eight is reduced. The loop
-    // must stay rolled: each load instruction then walks the panel 128 bytes at a time, a
-    // sequential stream the hardware prefetcher follows on its own. Unrolled by the group (as
-    // this kernel first was), every load instruction strode 1 KiB and, from DRAM, the kernel
-    // fell to ~10 GB/s without software prefetch; with it, to 0.89 (1 thread) and 0.81 (2) of a
-    // plain streaming read, against 0.97 and 0.93 rolled without (Zen 4, 512 MiB of 6912 × 2560
-    // tensors, medians of 12 alternating runs).
-    let n = out.len();
-    let full = n - n % GROUP;
-    let mut vs = [_mm256_setzero_si256(); GROUP];
-    let mut i = 0;
-    while i < full {
-        vs[i % GROUP] = row!(row0 + i);
-        if i % GROUP == GROUP - 1 {
-            let h0 = _mm256_hadd_epi32(vs[0], vs[1]);
-            let h1 = _mm256_hadd_epi32(vs[2], vs[3]);
-            let h2 = _mm256_hadd_epi32(vs[4], vs[5]);
-            let h3 = _mm256_hadd_epi32(vs[6], vs[7]);
-            // Per 128-bit half: rows 0..4 in g0, rows 4..8 in g1.
-            let g0 = _mm256_hadd_epi32(h0, h1);
-            let g1 = _mm256_hadd_epi32(h2, h3);
-            let s = _mm256_add_epi32(
-                _mm256_permute2x128_si256::<0x20>(g0, g1),
-                _mm256_permute2x128_si256::<0x31>(g0, g1),
-            );
-            let o = out[i + 1 - GROUP..=i].as_mut_ptr().cast::<__m256i>();
-            // SAFETY: `o` points to 8 i32 of `out`, read unaligned.
-            let sum = _mm256_add_epi32(unsafe { _mm256_loadu_si256(o) }, s);
-            // SAFETY: as above, written unaligned.
-            unsafe { _mm256_storeu_si256(o, sum) };
         }
-        i += 1;
+        c += 2;
     }
-    while i < n {
-        out[i] = out[i].wrapping_add(hsum(row!(row0 + i)));
-        i += 1;
-    }
+    let s = |g: usize| _mm512_add_epi32(a[0][g], a[1][g]);
+    _mm512_add_epi32(
+        _mm512_add_epi32(_mm512_srai_epi32::<6>(s(0)), _mm512_srai_epi32::<4>(s(1))),
+        _mm512_add_epi32(_mm512_srai_epi32::<2>(s(2)), s(3)),
+    )
 }
 
-/// VNNI [`crate::dispatch::I2sGemmFn`] over [`Layout::Panels`]; `w` is the whole tensor.
+/// VNNI [`crate::dispatch::I2sGemmFn`] over [`Layout::Lanes`]; `w` is the whole tensor.
 ///
 /// # Panics
 /// If `q.len() != n*k`, `out.len() % n != 0` or `w` does not hold the requested rows.
+///
+/// [`Layout::Lanes`]: crate::formats::i2s::Layout::Lanes
 pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out: &mut [i32]) {
     if k == 0 || !k.is_multiple_of(BLOCK) || k > MAX_K || n == 0 {
-        return reference::i2s_gemm_panels(w, k, row0, q, n, out);
+        return reference::i2s_gemm_lanes(w, k, row0, q, n, out);
     }
     assert_eq!(q.len(), n * k, "i2s_gemm: q.len() != n*k");
     assert_eq!(out.len() % n, 0, "i2s_gemm: out.len() not a multiple of n");
-    let m = shape::panel_rows(w, k, row0, out.len() / n);
-    // SAFETY: shapes checked above; VNNI/VL/AVX2 present because only `vnni::plug` installs
+    let m = shape::whole_rows(w, k, row0, out.len() / n);
+    // SAFETY: shapes checked above; VNNI/F/BW present because only `vnni::plug` installs
     // this fn.
     unsafe { gemm_impl(w, m, k, row0, q, n, out) }
 }
@@ -215,8 +205,8 @@ pub(crate) fn i2s_gemm(w: &[u8], k: usize, row0: usize, q: &[i8], n: usize, out:
 /// # Safety
 /// - `k % 128 == 0`, `k <= MAX_K`, `n > 0`, `q.len() == n * k`, `out.len() % n == 0`,
 ///   `w.len() == m * k / 4`, `row0 + out.len() / n <= m`.
-/// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+/// - The CPU implements AVX2, AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_impl(
     w: &[u8],
     m: usize,
@@ -228,126 +218,108 @@ unsafe fn gemm_impl(
 ) {
     debug_assert!(k.is_multiple_of(BLOCK) && n > 0 && q.len() == n * k);
     let rows = out.len() / n;
+    let rb = k / 4;
     let mut t0 = 0;
     while t0 < n {
         let cn = core::cmp::min(TOKEN_CHUNK, n - t0);
         let sq = shape::token_sums(q, k, t0, cn);
-        let mut r = 0;
-        while r < rows {
-            // A GEMM tile's rows must lie in one row tile of the layout (consecutive there).
-            let (first, h) = panel_tile(m, row0 + r);
-            let rn = core::cmp::min(GEMM_ROWS, core::cmp::min(rows - r, first + h - (row0 + r)));
+        let mut r = row0;
+        while r < row0 + rows {
+            let (g0, h) = lane_group(m, r);
+            let stop = core::cmp::min(row0 + rows, g0 + h);
+            let base = w.as_ptr().wrapping_add(g0 * rb);
             let mut t = 0;
             while t < cn {
-                let tn = core::cmp::min(GEMM_TOKENS, cn - t);
                 let qp = q[(t0 + t) * k..].as_ptr();
-                let tile = Tile { w: w.as_ptr(), m, k, row: row0 + r };
-                let acc = match (rn, tn) {
-                    // SAFETY: rows row0+r .. +rn lie inside the tensor, tokens t0+t .. +tn
-                    // inside `q`.
-                    (GEMM_ROWS, GEMM_TOKENS) => unsafe {
-                        gemm_tile::<GEMM_ROWS, GEMM_TOKENS>(tile, qp)
-                    },
-                    // SAFETY: as above.
-                    _ => unsafe { gemm_tile_edge(tile, qp, rn, tn) },
+                let tn = match cn - t {
+                    8.. => 8,
+                    4.. => 4,
+                    2.. => 2,
+                    _ => 1,
                 };
-                for (i, row) in acc.iter().enumerate().take(rn) {
-                    for (j, &a) in row.iter().enumerate().take(tn) {
-                        out[(r + i) * n + t0 + t + j] = a.wrapping_sub(sq[t + j]);
+                // SAFETY: the group's h rows are inside `w`, tokens t0+t .. +tn inside `q`.
+                let acc = unsafe { gemm_tiles(base, h, k, qp, tn) };
+                for (j, a) in acc.iter().enumerate().take(tn) {
+                    let mut lane = [0i32; LANE_ROWS];
+                    // SAFETY: `lane` is 64 bytes, written unaligned.
+                    unsafe { _mm512_storeu_si512(lane.as_mut_ptr().cast(), *a) };
+                    for i in r..stop {
+                        out[(i - row0) * n + t0 + t + j] = lane[i - g0].wrapping_sub(sq[t + j]);
                     }
                 }
                 t += tn;
             }
-            r += rn;
+            r = stop;
         }
         t0 += cn;
     }
 }
 
-/// Where a GEMM tile's rows are: the whole `m × k` panel-layout tensor at `w`, first row `row`.
-#[derive(Clone, Copy)]
-struct Tile {
-    w: *const u8,
-    m: usize,
+/// [`gemm_tile`] for `tn` ∈ {1, 2, 4, 8} tokens, in the first `tn` entries.
+///
+/// # Safety
+/// As [`gemm_tile`] with `T = tn`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_tiles(
+    base: *const u8,
+    h: usize,
     k: usize,
-    row: usize,
-}
-
-/// A partial tile (fewer rows or tokens), one (row, token) at a time.
-///
-/// # Safety
-/// As [`gemm_tile`] with `R = rn ≤ GEMM_ROWS`, `T = tn ≤ GEMM_TOKENS`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-unsafe fn gemm_tile_edge(
-    tile: Tile,
     q: *const i8,
-    rn: usize,
     tn: usize,
-) -> [[i32; GEMM_TOKENS]; GEMM_ROWS] {
-    let mut out = [[0i32; GEMM_TOKENS]; GEMM_ROWS];
-    for (i, row) in out.iter_mut().enumerate().take(rn) {
-        for (j, o) in row.iter_mut().enumerate().take(tn) {
-            let one = Tile { row: tile.row + i, ..tile };
-            // SAFETY: row i < rn and token j < tn are inside the caller's ranges.
-            *o = unsafe { gemm_tile::<1, 1>(one, q.wrapping_add(j * tile.k)) }[0][0];
-        }
+) -> [__m512i; GEMM_TOKENS] {
+    let mut acc = [_mm512_setzero_si512(); GEMM_TOKENS];
+    match tn {
+        // SAFETY: the caller's contract with T = 8.
+        8 => acc = unsafe { gemm_tile::<8>(base, h, k, q) },
+        // SAFETY: T = 4.
+        4 => acc[..4].copy_from_slice(&unsafe { gemm_tile::<4>(base, h, k, q) }),
+        // SAFETY: T = 2.
+        2 => acc[..2].copy_from_slice(&unsafe { gemm_tile::<2>(base, h, k, q) }),
+        // SAFETY: T = 1.
+        _ => acc[..1].copy_from_slice(&unsafe { gemm_tile::<1>(base, h, k, q) }),
     }
-    out
+    acc
 }
 
-/// `Σ c·q` for `R` rows from `tile.row` against `T` tokens (stride `k`).
+/// `Σ c·q` of one group's `h` rows (lane `i` for row `i`) against `T` tokens (stride `k`).
 ///
 /// # Safety
-/// - `k % 128 == 0`, `k <= MAX_K`; `tile.w` holds the whole `m × k` tensor in
-///   [`Layout::Panels`] and `tile.row + R <= m`, the `R` rows inside one row tile of
-///   [`crate::formats::i2s::PANEL_ROWS`] rows; `q` valid for `T * k` bytes.
-/// - The CPU implements AVX2, AVX-512 VL and AVX-512 VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+/// - `k % 128 == 0`, `k <= MAX_K`; `base` holds the group's `h ≤ 16` rows in
+///   [`crate::formats::i2s::Layout::Lanes`] (`h · k / 4` bytes); `q` valid for `T * k` bytes.
+/// - The CPU implements AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn gemm_tile<const R: usize, const T: usize>(
-    tile: Tile,
+unsafe fn gemm_tile<const T: usize>(
+    base: *const u8,
+    h: usize,
+    k: usize,
     q: *const i8,
-) -> [[i32; GEMM_TOKENS]; GEMM_ROWS] {
-    let Tile { w, m, k, row } = tile;
-    let nb = k / BLOCK;
-    let m3 = _mm256_set1_epi8(3);
-    let mut acc = [[_mm256_setzero_si256(); T]; R];
-    let mut b = 0;
-    while b < nb {
-        let width = core::cmp::min(PANEL_BLOCKS, nb - b);
-        let first = Layout::Panels.block_offset(m, k, row, b);
-        for bb in 0..width {
-            let raw: [__m256i; R] = core::array::from_fn(|i| {
-                // SAFETY: row + i < m and block b + bb < nb: 32 bytes inside the tensor.
-                unsafe { load32(w.wrapping_add(first + (i * width + bb) * BLOCK_BYTES)) }
-            });
-            // One sub-group at a time keeps R code vectors live, not 4R.
-            for g in 0..4 {
-                let codes: [__m256i; R] = raw.map(|wv| {
-                    let shifted = match g {
-                        0 => _mm256_srli_epi16::<6>(wv),
-                        1 => _mm256_srli_epi16::<4>(wv),
-                        2 => _mm256_srli_epi16::<2>(wv),
-                        _ => wv,
-                    };
-                    _mm256_and_si256(shifted, m3)
-                });
-                for j in 0..T {
-                    // SAFETY: j < T and b + bb < nb, so j*k + 128(b+bb) + 32g + 32 <= T*k.
-                    let qv = unsafe { load32(q.wrapping_add(j * k + (b + bb) * BLOCK + 32 * g)) };
-                    for (ai, ci) in acc.iter_mut().zip(&codes) {
-                        ai[j] = _mm256_dpbusd_epi32(ai[j], *ci, qv);
-                    }
+) -> [__m512i; T] {
+    let keep = ((1u32 << h) - 1) as __mmask16;
+    let stride = 4 * h;
+    let m3 = _mm512_set1_epi8(3);
+    let mut acc = [[_mm512_setzero_si512(); 2]; T];
+    for b in 0..k / BLOCK {
+        for d in 0..8 {
+            let c = 8 * b + d;
+            // SAFETY: word c < k/16 of the group: its h·4 bytes are inside it; the masked-off
+            // lanes are never read.
+            let wv = unsafe { _mm512_maskz_loadu_epi32(keep, base.wrapping_add(c * stride).cast()) };
+            let codes = [
+                _mm512_and_si512(_mm512_srli_epi16::<6>(wv), m3),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(wv), m3),
+                _mm512_and_si512(_mm512_srli_epi16::<2>(wv), m3),
+                _mm512_and_si512(wv, m3),
+            ];
+            for (j, aj) in acc.iter_mut().enumerate() {
+                for (g, cg) in codes.iter().enumerate() {
+                    let p = q.wrapping_add(j * k + BLOCK * b + 32 * g + 4 * d);
+                    // SAFETY: j < T and 128b + 32g + 4d + 4 <= k: inside token j's activations.
+                    let x = unsafe { p.cast::<i32>().read_unaligned() };
+                    aj[g % 2] = _mm512_dpbusd_epi32(aj[g % 2], *cg, _mm512_set1_epi32(x));
                 }
             }
         }
-        b += width;
     }
-    let mut out = [[0i32; GEMM_TOKENS]; GEMM_ROWS];
-    for (oi, ai) in out.iter_mut().zip(&acc) {
-        for (o, a) in oi.iter_mut().zip(ai) {
-            *o = hsum(*a);
-        }
-    }
-    out
+    acc.map(|a| _mm512_add_epi32(a[0], a[1]))
 }

@@ -1,5 +1,5 @@
-//! AVX-512 VNNI tier: I2_S GEMV/GEMM with `vpdpbusd` on 256-bit registers (EVEX encoding, so
-//! AVX-512 VL too); activation quantisation and the f16 GEMV are the AVX2 tier's.
+//! AVX-512 VNNI tier: I2_S GEMV/GEMM with `vpdpbusd` on 512-bit registers, one row per i32
+//! lane; activation quantisation and the f16 GEMV are the AVX2 tier's.
 //!
 //! Orientation: x86_64 twin of the SDOT tier (`aarch64::dotprod`): a 4-way u8·i8 dot product
 //! accumulating into i32 replaces `vpmaddubsw` + i16 sums + widening.
@@ -10,17 +10,14 @@
 //! `KernelSet::select` calls only when `CpuFeatures::vnni()` is true (a value from `detect()` or
 //! `unsafe assume_x86`), which implies `CpuFeatures::avx2()`.
 //!
-//! Its I2_S kernels read [`crate::formats::i2s::Layout::Panels`] (`KernelSet::i2s_layout`).
-//!
-//! 512-bit registers were measured and lost on Zen 4 (which splits them in two): 28 GB/s against
-//! 38 GB/s with the weights in cache, and they need the activations re-interleaved.
+//! Its I2_S kernels read [`crate::formats::i2s::Layout::Lanes`] (`KernelSet::i2s_layout`).
 
 mod i2s;
 
 use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
 
 /// Name of the VNNI I2_S GEMV kernel.
-pub(crate) const NAME: &str = "vnni_i2s_gemv_panels";
+pub(crate) const NAME: &str = "vnni_i2s_gemv_lanes";
 
 /// Installs the VNNI kernels (and the AVX2 ones they build on) into `k`. Callers must have
 /// checked `CpuFeatures::vnni()`.
@@ -28,6 +25,6 @@ pub(crate) fn plug(k: &mut KernelSet) {
     super::avx2::plug(k);
     k.i2s_gemv = i2s::i2s_gemv;
     k.i2s_gemm = i2s::i2s_gemm;
-    k.i2s_layout = crate::formats::i2s::Layout::Panels;
+    k.i2s_layout = crate::formats::i2s::Layout::Lanes;
     k.info = KernelInfo { tier: Tier::Vnni, name: NAME, quality: Quality::Extension };
 }
