@@ -256,15 +256,7 @@ pub fn check_gemv_shapes(ks: &KernelSet) {
             (25, 0, 25),
             (25, 17, 8),
         ] {
-            check_gemv_case(
-                ks,
-                k,
-                m,
-                row0,
-                rows,
-                (Fill::Random(3), Fill::Random(k as u64)),
-                false,
-            );
+            check_gemv_case(ks, k, m, row0, rows, (Fill::Random(3), Fill::Random(k as u64)), false);
         }
     }
 }

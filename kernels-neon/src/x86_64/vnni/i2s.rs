@@ -47,7 +47,8 @@ const KC: usize = 16384;
 // (KC/32 words of 4 products) and lives for that chunk only; their sum per sub-group is then
 // shifted down, and `out` sums `Σ c·q` over the whole row, |Σ c·q| ≤ 2 · 128 · K.
 const _: () = assert!(KC.is_multiple_of(BLOCK));
-const _: () = assert!(2 * (KC / 32) * PRODUCTS_PER_WORD * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize);
+const _: () =
+    assert!(2 * (KC / 32) * PRODUCTS_PER_WORD * MAX_ABS_PRODUCT_GEMV <= i32::MAX as usize);
 const _: () = assert!(2 * 128 * MAX_K <= i32::MAX as usize);
 // GEMM: shifted codes (≤ 2) times q (≥ −128), over the whole row.
 const _: () = assert!(2 * 128 * MAX_K <= i32::MAX as usize);
@@ -147,7 +148,12 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
 /// - The CPU implements AVX-512 F, BW and VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline(never)]
-unsafe fn lanes<const FULL: bool>(base: *const u8, h: usize, q: *const u8, words: usize) -> __m512i {
+unsafe fn lanes<const FULL: bool>(
+    base: *const u8,
+    h: usize,
+    q: *const u8,
+    words: usize,
+) -> __m512i {
     debug_assert!(words.is_multiple_of(2) && (FULL == (h == LANE_ROWS)) && h <= LANE_ROWS);
     let stride = if FULL { 64 } else { 4 * h };
     let keep = ((1u32 << h) - 1) as __mmask16;
@@ -304,7 +310,8 @@ unsafe fn gemm_tile<const T: usize>(
             let c = 8 * b + d;
             // SAFETY: word c < k/16 of the group: its h·4 bytes are inside it; the masked-off
             // lanes are never read.
-            let wv = unsafe { _mm512_maskz_loadu_epi32(keep, base.wrapping_add(c * stride).cast()) };
+            let wv =
+                unsafe { _mm512_maskz_loadu_epi32(keep, base.wrapping_add(c * stride).cast()) };
             let codes = [
                 _mm512_and_si512(_mm512_srli_epi16::<6>(wv), m3),
                 _mm512_and_si512(_mm512_srli_epi16::<4>(wv), m3),

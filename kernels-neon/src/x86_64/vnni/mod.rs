@@ -1,5 +1,6 @@
 //! AVX-512 VNNI tier: I2_S GEMV/GEMM with `vpdpbusd` on 512-bit registers, one row per i32
-//! lane; activation quantisation and the f16 GEMV are the AVX2 tier's.
+//! lane, and a 512-bit f16 GEMV (the LM head); activation quantisation and the attention's f16
+//! weighted sum are the AVX2 tier's.
 //!
 //! Orientation: x86_64 twin of the SDOT tier (`aarch64::dotprod`): a 4-way u8·i8 dot product
 //! accumulating into i32 replaces `vpmaddubsw` + i16 sums + widening.
@@ -12,6 +13,7 @@
 //!
 //! Its I2_S kernels read [`crate::formats::i2s::Layout::Lanes`] (`KernelSet::i2s_layout`).
 
+mod f16;
 mod i2s;
 
 use crate::dispatch::{KernelInfo, KernelSet, Quality, Tier};
@@ -26,5 +28,7 @@ pub(crate) fn plug(k: &mut KernelSet) {
     k.i2s_gemv = i2s::i2s_gemv;
     k.i2s_gemm = i2s::i2s_gemm;
     k.i2s_layout = crate::formats::i2s::Layout::Lanes;
+    k.f16_gemv = f16::f16_gemv;
+    k.f16_gemv_hx = f16::f16_gemv;
     k.info = KernelInfo { tier: Tier::Vnni, name: NAME, quality: Quality::Extension };
 }
