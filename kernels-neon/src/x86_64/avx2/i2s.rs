@@ -77,7 +77,7 @@ pub(crate) fn hsum(v: __m256i) -> i32 {
 /// `Σ q` with `vpsadbw`: `q ^ 0x80` is `q + 128` as a byte, and one `vpsadbw` against zero adds
 /// 8 of them into each 64-bit lane (so no lane can overflow). Three operations per 32 bytes; the
 /// GEMVs call it once per call, and work stealing makes calls many (a plain widening sum took
-/// ~45 % of the VNNI GEMV's time outside its panel loop).
+/// ~45 % of the VNNI GEMV's time outside its inner loop).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn sum_q(q: &[i8]) -> i32 {
     let flip = _mm256_set1_epi8(i8::MIN);
