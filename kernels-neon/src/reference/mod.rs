@@ -191,8 +191,19 @@ pub fn f16_gemv(w: &[u16], k: usize, row0: usize, x: &[f32], out: &mut [f32]) {
 /// One row of [`f16_gemv`].
 #[inline]
 pub fn f16_dot(row: &[u16], x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; F16_GEMV_LANES];
-    for (kk, (&h, &xv)) in row.iter().zip(x).enumerate() {
+    f16_dot_finish([0.0; F16_GEMV_LANES], row, x, 0)
+}
+
+/// The rest of [`f16_dot`] from `k = from` on, with `lanes` holding the sums of `k < from`: the
+/// SIMD tiers' tail (`K % 32`) and lane tree.
+#[inline]
+pub fn f16_dot_finish(
+    mut lanes: [f32; F16_GEMV_LANES],
+    row: &[u16],
+    x: &[f32],
+    from: usize,
+) -> f32 {
+    for (kk, (&h, &xv)) in row.iter().zip(x).enumerate().skip(from) {
         lanes[kk % F16_GEMV_LANES] += f16_to_f32(h) * xv;
     }
     reduce_gemv_lanes(lanes)

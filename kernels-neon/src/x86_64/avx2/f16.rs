@@ -11,7 +11,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::reference::{F16_GEMV_LANES, f16_to_f32, reduce_gemv_lanes};
+use crate::reference::{F16_GEMV_LANES, f16_dot_finish};
 
 /// Rows per tile. One: a single sequential stream per thread is what the hardware prefetcher
 /// follows best. Measured from DRAM on a Zen 4 core (2560-wide, 512 MiB of rows): 1 row 22.4 GB/s
@@ -101,10 +101,7 @@ unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]
             // SAFETY: `lanes[8h..8h + 8]` is 8 writable f32 (h < 4).
             unsafe { _mm256_storeu_ps(lanes[8 * h..].as_mut_ptr(), *a) };
         }
-        for kk in k32..k {
-            lanes[kk % F16_GEMV_LANES] += f16_to_f32(w[r * k + kk]) * x[kk];
-        }
-        res[r] = reduce_gemv_lanes(lanes);
+        res[r] = f16_dot_finish(lanes, &w[r * k..(r + 1) * k], x, k32);
     }
     res
 }

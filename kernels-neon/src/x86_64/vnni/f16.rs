@@ -14,7 +14,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::reference::{F16_GEMV_LANES, f16_to_f32, reduce_gemv_lanes};
+use crate::reference::{F16_GEMV_LANES, f16_dot_finish};
 
 /// Rows per tile. One: two rows per tile ran 70–87 GB/s from cache but 41–46 % of the streaming
 /// read from DRAM (two streams 5 KiB apart per thread; the AVX2 kernel's note found the same on
@@ -84,10 +84,7 @@ unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
             // SAFETY: `lanes[16h..16h + 16]` is 16 writable f32 (h < 2).
             unsafe { _mm512_storeu_ps(lanes[16 * h..].as_mut_ptr(), *a) };
         }
-        for kk in k32..k {
-            lanes[kk % F16_GEMV_LANES] += f16_to_f32(w[r * k + kk]) * x[kk];
-        }
-        res[r] = reduce_gemv_lanes(lanes);
+        res[r] = f16_dot_finish(lanes, &w[r * k..(r + 1) * k], x, k32);
     }
     res
 }
