@@ -6,8 +6,9 @@
 //! four independent add chains, so the loop is not bound by the add latency (with 16 lanes, two
 //! chains, a Zen 4 core ran 37 GB/s from cache; with 32, see `examples/bw.rs`). Each product is
 //! rounded (`vmulps`) before the add (`vaddps`), never fused. `vcvtph2ps` is an exact f16 → f32
-//! conversion. The `K % 32` tail and the lane tree run the reference's own scalar code on the
-//! spilled lanes.
+//! conversion. Without a `K % 32` tail the lane tree runs in registers
+//! ([`crate::x86_64::reduce8`]); with one, the tail and the tree run the reference's own scalar
+//! code on the spilled lanes.
 
 use core::arch::x86_64::*;
 
@@ -96,6 +97,14 @@ unsafe fn tile<const R: usize, const FUSED: bool>(w: &[u16], k: usize, x: &[f32]
     }
     let mut res = [0.0f32; R];
     for (r, ar) in acc.iter().enumerate() {
+        if k32 == k {
+            // No tail: the tree in registers. Lanes 8h..8h+8 are `ar[h]`: 32 → 16 lanes is
+            // `ar[0] + ar[2]`, `ar[1] + ar[3]`; 16 → 8 adds those two; then the reference's rest.
+            let l8 = _mm256_add_ps(_mm256_add_ps(ar[0], ar[2]), _mm256_add_ps(ar[1], ar[3]));
+            // SAFETY: AVX is implied by AVX2, which the caller guarantees.
+            res[r] = unsafe { crate::x86_64::reduce8(l8) };
+            continue;
+        }
         let mut lanes = [0.0f32; F16_GEMV_LANES];
         for (h, a) in ar.iter().enumerate() {
             // SAFETY: `lanes[8h..8h + 8]` is 8 writable f32 (h < 4).

@@ -10,7 +10,8 @@
 //! instructions per 64 bytes of weights. Measured with `examples/bw.rs` on a Zen 5 core, 2560-wide
 //! rows: from cache 66–76 GB/s against 49–52; from DRAM both at the streaming read (91–102 %). The
 //! headroom is what the 2-thread decode needs when the two threads' read bandwidth is high. The
-//! `K % 32` tail and the lane tree run the reference's own scalar code on the spilled lanes.
+//! lane tree runs in registers ([`crate::x86_64::reduce8`]); with a `K % 32` tail, the tail and the tree
+//! run the reference's own scalar code on the spilled lanes.
 
 use core::arch::x86_64::*;
 
@@ -79,6 +80,17 @@ unsafe fn tile<const R: usize>(w: &[u16], k: usize, x: &[f32]) -> [f32; R] {
     }
     let mut res = [0.0f32; R];
     for (r, ar) in acc.iter().enumerate() {
+        if k32 == k {
+            // No tail: the tree in registers. 32 → 16 lanes (`l[j] + l[j + 16]`), 16 → 8
+            // (`l[j] + l[j + 8]`), then the rest of the reference's tree.
+            let l16 = _mm512_add_ps(ar[0], ar[1]);
+            let lo = _mm512_castps512_ps256(l16);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(l16)));
+            let l8 = _mm256_add_ps(lo, hi);
+            // SAFETY: AVX is implied by AVX-512F, which the caller guarantees.
+            res[r] = unsafe { crate::x86_64::reduce8(l8) };
+            continue;
+        }
         let mut lanes = [0.0f32; F16_GEMV_LANES];
         for (h, a) in ar.iter().enumerate() {
             // SAFETY: `lanes[16h..16h + 16]` is 16 writable f32 (h < 2).
