@@ -88,7 +88,7 @@ struct Aligned<const N: usize>([u8; N]);
 ///
 /// # Safety
 /// - `out` is valid for `q.len()` bytes of writes and 64-byte aligned.
-/// - The CPU implements AVX-512 F.
+/// - The CPU implements the features enabled below (as for [`gemv_impl`], its only caller).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn permute(q: &[i8], out: *mut u8) {
     debug_assert!(q.len().is_multiple_of(BLOCK) && out.align_offset(64) == 0);
@@ -137,8 +137,8 @@ unsafe fn gemv_impl(w: &[u8], m: usize, k: usize, row0: usize, q: &[i8], out: &m
             // Words c0/16 .. of the group: h·4 bytes each (Layout::Lanes).
             let base = w.as_ptr().wrapping_add(g0 * rb + (c0 / 16) * h * 4);
             let v = if h == LANE_ROWS {
-                // SAFETY: the group's `words` words from c0/16 are inside `w`; `perm` holds
-                // 16·words bytes.
+                // SAFETY: the group's `words` words from c0/16 are inside `w`; the first
+                // 16·words = kc bytes of `perm` were just written by `permute`.
                 unsafe { lanes::<true>(base, h, pp, words) }
             } else {
                 // SAFETY: as above, h·4 bytes per word.
